@@ -1,0 +1,245 @@
+//! Messages of the transfer protocol (`/lien/<network>/transfer/1`).
+//!
+//! One request and one response per stream. Both are canonical CBOR. A response to
+//! [`Request::Chunks`] is followed on the stream by the raw bytes of the chunks it announces
+//! (they are verified against the chunk list, so they need no envelope). Framing on the stream:
+//!
+//! ```text
+//! request  := u32-be length, canonical CBOR Request        (length ≤ MAX_REQUEST_LEN)
+//! response := u32-be length, canonical CBOR Response       (length ≤ MAX_RESPONSE_LEN)
+//!             then, for Response::Chunks, exactly `len` raw bytes (≤ MAX_CHUNKS_PAYLOAD)
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+use crate::cbor::{self, CborError};
+use crate::id::ContentId;
+
+/// Largest encoded request.
+pub const MAX_REQUEST_LEN: usize = 1024;
+/// Largest encoded response header (a chunk list of 512 Ki chunks, or a catalog page).
+pub const MAX_RESPONSE_LEN: usize = 17 * 1024 * 1024;
+/// Largest chunk payload following one [`Response::Chunks`].
+pub const MAX_CHUNKS_PAYLOAD: u64 = 16 * 1024 * 1024;
+/// Most manifests in one catalog page.
+pub const MAX_CATALOG_PAGE: u32 = 256;
+
+/// A request from a fetching node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    /// The signed manifest with this id.
+    Manifest {
+        /// Manifest id.
+        id: ContentId,
+    },
+    /// The file-list blob with this id.
+    FileList {
+        /// Blob id.
+        id: ContentId,
+    },
+    /// The chunk list of a file.
+    ChunkList {
+        /// File id.
+        file: ContentId,
+    },
+    /// Which chunks of a file the responder holds.
+    Have {
+        /// File id.
+        file: ContentId,
+    },
+    /// `count` consecutive chunks of a file starting at `first`.
+    Chunks {
+        /// File id.
+        file: ContentId,
+        /// First chunk index.
+        first: u64,
+        /// Number of chunks.
+        count: u32,
+    },
+    /// A page of the responder's catalog: manifests it stored after position `after`.
+    Catalog {
+        /// Position to continue from (0 for the start).
+        after: u64,
+        /// Most manifests wanted (at most [`MAX_CATALOG_PAGE`]).
+        limit: u32,
+    },
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The responder does not hold it.
+    NotFound,
+    /// The request is malformed or over a limit.
+    BadRequest,
+    /// The requester is not allowed to read it.
+    Forbidden,
+    /// Too many requests in flight; try later or elsewhere.
+    Busy,
+    /// The responder failed.
+    Internal,
+}
+
+/// A response; for `Chunks`, raw bytes follow on the stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Response {
+    /// A signed manifest's bytes.
+    Manifest {
+        /// Canonical manifest bytes.
+        #[serde(with = "serde_bytes")]
+        bytes: Vec<u8>,
+    },
+    /// A file-list blob's bytes.
+    FileList {
+        /// Canonical file-list bytes.
+        #[serde(with = "serde_bytes")]
+        bytes: Vec<u8>,
+    },
+    /// A chunk list's bytes.
+    ChunkList {
+        /// Concatenated chaining values.
+        #[serde(with = "serde_bytes")]
+        bytes: Vec<u8>,
+    },
+    /// Which chunks are held: bit `i` (LSB first within each byte) is chunk `i`.
+    Have {
+        /// Chunks in the file.
+        count: u64,
+        /// The bitmap, `ceil(count / 8)` bytes.
+        #[serde(with = "serde_bytes")]
+        bitmap: Vec<u8>,
+    },
+    /// Chunks `first .. first + count`, `len` raw bytes following.
+    Chunks {
+        /// First chunk index.
+        first: u64,
+        /// Number of chunks.
+        count: u32,
+        /// Payload length in bytes.
+        len: u64,
+    },
+    /// A catalog page.
+    Catalog {
+        /// Signed manifests' bytes.
+        manifests: Vec<serde_bytes::ByteBuf>,
+        /// Position to ask from next.
+        next: u64,
+        /// True if more pages follow.
+        more: bool,
+    },
+    /// A refusal.
+    Error {
+        /// Why.
+        code: ErrorCode,
+        /// Human-readable detail.
+        message: String,
+    },
+}
+
+/// Why a wire message was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    /// Not a canonical encoding of the message.
+    #[error("wire message encoding: {0}")]
+    Encoding(#[from] CborError),
+    /// A field over its limit.
+    #[error("wire message over a limit: {0}")]
+    OverLimit(&'static str),
+}
+
+impl Request {
+    /// The canonical encoding.
+    pub fn encode(&self) -> Result<Vec<u8>, WireError> {
+        Ok(cbor::to_canonical_vec(self)?)
+    }
+
+    /// Decodes and checks limits.
+    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+        let r: Request = cbor::from_canonical_slice(bytes, MAX_REQUEST_LEN)?;
+        match &r {
+            Request::Catalog { limit, .. } if *limit > MAX_CATALOG_PAGE => Err(WireError::OverLimit("catalog limit")),
+            Request::Chunks { count: 0, .. } => Err(WireError::OverLimit("chunk count is zero")),
+            _ => Ok(r),
+        }
+    }
+}
+
+impl Response {
+    /// The canonical encoding.
+    pub fn encode(&self) -> Result<Vec<u8>, WireError> {
+        Ok(cbor::to_canonical_vec(self)?)
+    }
+
+    /// Decodes and checks limits.
+    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+        let r: Response = cbor::from_canonical_slice(bytes, MAX_RESPONSE_LEN)?;
+        match &r {
+            Response::Chunks { len, .. } if *len > MAX_CHUNKS_PAYLOAD => Err(WireError::OverLimit("chunk payload")),
+            Response::Have { count, bitmap } if bitmap.len() as u64 != count.div_ceil(8) => {
+                Err(WireError::OverLimit("bitmap length"))
+            }
+            Response::Catalog { manifests, .. } if manifests.len() > MAX_CATALOG_PAGE as usize => {
+                Err(WireError::OverLimit("catalog page"))
+            }
+            _ => Ok(r),
+        }
+    }
+
+    /// A refusal.
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        Response::Error { code, message: message.into() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips() {
+        let reqs = [
+            Request::Manifest { id: ContentId::of(b"m") },
+            Request::Chunks { file: ContentId::of(b"f"), first: 3, count: 4 },
+            Request::Catalog { after: 0, limit: 10 },
+        ];
+        for r in reqs {
+            assert_eq!(Request::decode(&r.encode().unwrap()).unwrap(), r);
+        }
+        let resps = [
+            Response::Have { count: 9, bitmap: vec![0xff, 1] },
+            Response::Chunks { first: 0, count: 1, len: 100 },
+            Response::error(ErrorCode::NotFound, "no such manifest"),
+            Response::Catalog { manifests: vec![serde_bytes::ByteBuf::from(vec![1, 2])], next: 5, more: false },
+        ];
+        for r in resps {
+            assert_eq!(Response::decode(&r.encode().unwrap()).unwrap(), r);
+        }
+    }
+
+    #[test]
+    fn limits_enforced() {
+        let big = Request::Catalog { after: 0, limit: 10_000 }.encode().unwrap();
+        assert_eq!(Request::decode(&big), Err(WireError::OverLimit("catalog limit")));
+        let zero = Request::Chunks { file: ContentId::of(b"f"), first: 0, count: 0 }.encode().unwrap();
+        assert!(Request::decode(&zero).is_err());
+        let huge = Response::Chunks { first: 0, count: 1, len: MAX_CHUNKS_PAYLOAD + 1 }.encode().unwrap();
+        assert_eq!(Response::decode(&huge), Err(WireError::OverLimit("chunk payload")));
+        let bitmap = Response::Have { count: 9, bitmap: vec![1] }.encode().unwrap();
+        assert_eq!(Response::decode(&bitmap), Err(WireError::OverLimit("bitmap length")));
+        let long = vec![0u8; MAX_REQUEST_LEN + 1];
+        assert!(matches!(Request::decode(&long), Err(WireError::Encoding(CborError::TooLarge { .. }))));
+    }
+
+    #[test]
+    fn unknown_variant_rejected() {
+        let v = ciborium::Value::Map(vec![(
+            ciborium::Value::Text("format_disk".into()),
+            ciborium::Value::Map(vec![]),
+        )]);
+        let bytes = cbor::to_canonical_vec(&v).unwrap();
+        assert!(matches!(Request::decode(&bytes), Err(WireError::Encoding(CborError::UnknownField(_)))));
+    }
+}

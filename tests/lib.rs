@@ -1,0 +1,1 @@
+//! Lien integration test harness.
