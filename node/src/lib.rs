@@ -1,1 +1,28 @@
-//! placeholder
+//! `lien-node`: a Lien node as a library.
+//!
+//! The daemon (`lien daemon`), the CLI's temporary node, the simulator and the integration tests
+//! all run this crate. A [`Node`] owns a redb [`store::Store`], a libp2p swarm in its own task
+//! ([`network`]), and offers the operations users need: publish, resolve, fetch, search.
+//!
+//! - [`config`]: typed, layered configuration with an embedded default;
+//! - [`keyfile`]: node and publisher key files (0600);
+//! - [`store`]: all persistent metadata in one redb file;
+//! - [`network`]: the behaviour, the transfer codec and the task that owns the Swarm;
+//! - [`publish`], [`fetch`], [`server`]: the data paths;
+//! - [`node`]: the running node tying them together.
+
+pub mod chunks;
+pub mod config;
+pub mod fetch;
+pub mod keyfile;
+pub mod network;
+pub mod node;
+pub mod publish;
+pub mod server;
+pub mod stats;
+pub mod store;
+
+pub use config::NodeConfig;
+pub use fetch::{FetchOptions, FetchProgress, FetchReport};
+pub use node::{Node, NodeError};
+pub use publish::PublishRequest;

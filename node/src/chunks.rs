@@ -1,0 +1,71 @@
+//! Chunk plumbing shared by the publisher, the server and the fetcher: where chunk lists are
+//! stored, and positioned reads and writes of chunk bytes in ordinary files.
+
+use std::fs::File;
+use std::io;
+use std::path::Path;
+
+use lien_protocol::{ChunkList, ChunkSize, ContentId};
+
+use crate::store::{FileRecord, Store, StoreError};
+
+/// The blob key under which the chunk list of file `file` is stored.
+pub fn chunk_list_key(file: &ContentId) -> ContentId {
+    let mut h = blake3::Hasher::new();
+    h.update(b"lien/chunk-list/v1\0");
+    h.update(file.as_bytes());
+    ContentId::from(h.finalize())
+}
+
+/// Why a chunk list could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ChunkListError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The store lacks it.
+    #[error("no chunk list for file {0}")]
+    Missing(ContentId),
+    /// The stored bytes do not verify.
+    #[error("stored chunk list is invalid: {0}")]
+    Invalid(#[from] lien_protocol::chunk::ChunkError),
+}
+
+/// The verified chunk list of a file record (empty for single-chunk files).
+pub fn load_chunk_list(store: &Store, rec: &FileRecord) -> Result<ChunkList, ChunkListError> {
+    let chunk_size = ChunkSize::new(rec.chunk_size)?;
+    if chunk_size.count(rec.size) <= 1 {
+        return Ok(ChunkList::from_bytes(rec.id, rec.size, chunk_size, &[])?);
+    }
+    let bytes = store.blob(&chunk_list_key(&rec.id))?.ok_or(ChunkListError::Missing(rec.id))?;
+    Ok(ChunkList::from_bytes(rec.id, rec.size, chunk_size, &bytes)?)
+}
+
+/// Reads exactly `len` bytes at `offset` of `path`.
+pub fn read_at(path: &Path, offset: u64, len: u64) -> io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let f = File::open(path)?;
+    let mut buf = vec![0u8; len as usize];
+    f.read_exact_at(&mut buf, offset)?;
+    Ok(buf)
+}
+
+/// Writes `data` at `offset` of the open file.
+pub fn write_at(file: &File, offset: u64, data: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    file.write_all_at(data, offset)
+}
+
+/// Modification time of `path` in nanoseconds since the epoch.
+pub fn mtime_ns(path: &Path) -> io::Result<i128> {
+    let modified = std::fs::metadata(path)?.modified()?;
+    Ok(match modified.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => d.as_nanos() as i128,
+        Err(e) => -(e.duration().as_nanos() as i128),
+    })
+}
+
+/// True if bit `i` is set in an LSB-first bitmap.
+pub fn bit(bitmap: &[u8], i: u64) -> bool {
+    bitmap.get((i / 8) as usize).is_some_and(|b| b & (1 << (i % 8)) != 0)
+}

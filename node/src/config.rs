@@ -1,0 +1,204 @@
+//! Node configuration: embedded defaults, then `lien.toml`, then flags; validated once.
+
+use std::path::{Path, PathBuf};
+
+use libp2p::Multiaddr;
+use serde::{Deserialize, Serialize};
+
+/// The default configuration file, with comments; `lien init` writes it to `HOME/lien.toml`.
+pub const DEFAULT_CONFIG_TOML: &str = include_str!("default-config.toml");
+
+/// Why a configuration was rejected.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this structure.
+    #[error("invalid config {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// A value out of range.
+    #[error("invalid config value for {field}: {message}")]
+    Invalid {
+        /// The key.
+        field: &'static str,
+        /// Why.
+        message: String,
+    },
+}
+
+/// The settings of one node (the `[node]` table of `lien.toml` plus the home folder).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// The node's home folder: keys, store, data, config.
+    #[serde(skip)]
+    pub home: PathBuf,
+    /// Network name; nodes with different names never talk.
+    pub network: String,
+    /// Addresses to listen on.
+    pub listen: Vec<Multiaddr>,
+    /// Peers to connect to at start (full multiaddrs ending in `/p2p/<peer id>`).
+    pub bootstrap: Vec<Multiaddr>,
+    /// Peers always kept in the gossip mesh (fixed ministry ↔ province links).
+    pub explicit_peers: Vec<Multiaddr>,
+    /// Most established connections.
+    pub max_connections: u32,
+    /// Most connections to one peer.
+    pub max_connections_per_peer: u32,
+    /// Most concurrent transfer streams.
+    pub max_concurrent_streams: usize,
+    /// Seconds before a transfer request times out.
+    pub request_timeout_secs: u64,
+    /// Requests in flight to one peer while fetching.
+    pub fetch_requests_per_peer: usize,
+    /// Threads used to hash while publishing and verifying (0 = all cores).
+    pub hash_threads: usize,
+    /// Seconds between announcements of held datasets to the DHT (0 = never re-announce).
+    pub reprovide_secs: u64,
+    /// Adversary mode for simulations and tests: serve corrupted chunk bytes. Never set this on
+    /// a real node.
+    pub adversary_corrupt_chunks: bool,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            home: PathBuf::new(),
+            network: "public".into(),
+            listen: vec![
+                "/ip4/0.0.0.0/tcp/4040".parse().unwrap_or_else(|_| Multiaddr::empty()),
+                "/ip4/0.0.0.0/udp/4040/quic-v1".parse().unwrap_or_else(|_| Multiaddr::empty()),
+            ],
+            bootstrap: Vec::new(),
+            explicit_peers: Vec::new(),
+            max_connections: 512,
+            max_connections_per_peer: 2,
+            max_concurrent_streams: 256,
+            request_timeout_secs: 30,
+            fetch_requests_per_peer: 4,
+            hash_threads: 0,
+            reprovide_secs: 3600,
+            adversary_corrupt_chunks: false,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    #[serde(default)]
+    node: Option<NodeConfig>,
+    #[serde(default)]
+    api: Option<toml::Table>,
+}
+
+impl NodeConfig {
+    /// A config for `home` with the defaults, listening on `listen` (for tests and tools).
+    pub fn for_home(home: &Path) -> Self {
+        Self { home: home.to_path_buf(), ..Self::default() }
+    }
+
+    /// Loads `HOME/lien.toml` when it exists (else the defaults) and validates it.
+    pub fn load(home: &Path) -> Result<Self, ConfigError> {
+        let path = home.join("lien.toml");
+        let mut config = if path.exists() {
+            let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+            Self::parse(&text).map_err(|message| ConfigError::Parse { path: path.clone(), message })?
+        } else {
+            Self::default()
+        };
+        config.home = home.to_path_buf();
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses the text of a `lien.toml`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let file: FileConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        let _ = file.api;
+        Ok(file.node.unwrap_or_default())
+    }
+
+    /// Checks every value once.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |field, message: &str| Err(ConfigError::Invalid { field, message: message.into() });
+        if self.network.is_empty()
+            || self.network.len() > 32
+            || !self.network.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return bad("network", "must be 1 to 32 characters from a-z, 0-9 and '-'");
+        }
+        if self.max_connections == 0 || self.max_connections_per_peer == 0 {
+            return bad("max_connections", "must be at least 1");
+        }
+        if self.fetch_requests_per_peer == 0 || self.fetch_requests_per_peer > 64 {
+            return bad("fetch_requests_per_peer", "must be 1 to 64");
+        }
+        if self.request_timeout_secs == 0 {
+            return bad("request_timeout_secs", "must be at least 1");
+        }
+        for addr in self.bootstrap.iter().chain(&self.explicit_peers) {
+            if crate::network::peer_id_of(addr).is_none() {
+                return Err(ConfigError::Invalid {
+                    field: "bootstrap",
+                    message: format!("{addr} does not end in /p2p/<peer id>"),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Threads to hash with.
+    pub fn hash_threads(&self) -> usize {
+        if self.hash_threads == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            self.hash_threads
+        }
+    }
+
+    /// The redb store file.
+    pub fn store_path(&self) -> PathBuf {
+        self.home.join("store.redb")
+    }
+
+    /// Where published (copied) datasets live.
+    pub fn data_dir(&self) -> PathBuf {
+        self.home.join("data")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_parses_to_the_defaults() {
+        let c = NodeConfig::parse(DEFAULT_CONFIG_TOML).unwrap();
+        let d = NodeConfig::default();
+        assert_eq!(c.network, d.network);
+        assert_eq!(c.listen, d.listen);
+        assert_eq!(c.max_connections, d.max_connections);
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let e = NodeConfig::parse("[node]\nnetwork = \"Bad Name\"\n").unwrap().validate().unwrap_err();
+        assert!(e.to_string().contains("network"), "{e}");
+        let e = NodeConfig::parse("[node]\nbootstrap = [\"/ip4/127.0.0.1/tcp/1\"]\n").unwrap().validate().unwrap_err();
+        assert!(e.to_string().contains("/p2p/"), "{e}");
+        assert!(NodeConfig::parse("[node]\nnetwrk = \"x\"\n").unwrap_err().contains("unknown field"));
+    }
+}

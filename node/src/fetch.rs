@@ -1,0 +1,654 @@
+//! Fetching a dataset: find providers → get and check the manifest → file list → chunk lists →
+//! pull chunk ranges from several providers at once, with a bounded number of requests in flight
+//! per peer → verify every chunk before writing it → persist progress → verify each whole file →
+//! rename it into place → provide the dataset.
+//!
+//! Progress survives crashes: chunks are written into `<path>.lien-part` files, and a chunk's bit
+//! is set in the store only after its bytes are fsynced, so a restarted fetch downloads only
+//! what was not yet durable. A peer that sends bad data is never asked again; a peer that fails
+//! or vanishes costs a retry elsewhere.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::stream::{FuturesUnordered, StreamExt};
+use libp2p::PeerId;
+use lien_protocol::chunk::hash_reader;
+use lien_protocol::manifest::FileList;
+use lien_protocol::wire::{ErrorCode, Request, Response};
+use lien_protocol::{ChunkList, ChunkSize, ContentId, FileEntry, Manifest};
+
+use crate::chunks::{bit, chunk_list_key, write_at, ChunkListError};
+use crate::network::{NetError, NetworkHandle};
+use crate::node::Inner;
+use crate::store::{FileRecord, LocalDataset, LocalKind, StoreError};
+
+/// Bytes written before they are fsynced and marked present.
+const SYNC_EVERY_BYTES: u64 = 32 << 20;
+/// Failures after which a peer is dropped for this fetch.
+const MAX_PEER_FAILURES: u32 = 3;
+/// How far into the work queue a peer looks for a range it holds.
+const QUEUE_SCAN: usize = 256;
+/// Bytes asked for in one request.
+const REQUEST_BYTES: u64 = 1 << 20;
+
+/// Progress of a fetch, reported to a callback.
+#[derive(Debug, Clone, Copy)]
+pub struct FetchProgress {
+    /// Bytes present and verified.
+    pub done: u64,
+    /// Bytes in the dataset.
+    pub total: u64,
+    /// Peers currently serving.
+    pub peers: usize,
+}
+
+/// How to fetch.
+#[derive(Clone)]
+pub struct FetchOptions {
+    /// How long to look for providers before giving up, and the longest stretch without any
+    /// usable provider during the transfer.
+    pub timeout: Duration,
+    /// Called as bytes arrive.
+    pub progress: Option<Arc<dyn Fn(FetchProgress) + Send + Sync>>,
+}
+
+impl Default for FetchOptions {
+    fn default() -> Self {
+        Self { timeout: Duration::from_secs(60), progress: None }
+    }
+}
+
+impl std::fmt::Debug for FetchOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FetchOptions").field("timeout", &self.timeout).finish()
+    }
+}
+
+/// What a finished fetch did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FetchReport {
+    /// The manifest fetched.
+    pub manifest: ContentId,
+    /// `publisher/slug`.
+    pub name: String,
+    /// Folder the files are in.
+    pub root: PathBuf,
+    /// Files in the dataset.
+    pub files: usize,
+    /// Bytes in the dataset.
+    pub total_bytes: u64,
+    /// Bytes downloaded in this run (the rest was already present).
+    pub downloaded_bytes: u64,
+    /// Bytes received from each peer.
+    pub per_peer: BTreeMap<String, u64>,
+    /// Peers dropped for sending bad data.
+    pub bad_peers: Vec<String>,
+}
+
+/// Why a fetch failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// Nobody could be found who serves the dataset.
+    #[error("no reachable peer provides {what} {id} (searched for {secs} s)")]
+    NoProviders {
+        /// What was looked for.
+        what: &'static str,
+        /// Its id.
+        id: ContentId,
+        /// How long.
+        secs: u64,
+    },
+    /// The transfer stalled: no usable peer holds the remaining chunks.
+    #[error("no reachable peer holds the rest of {path} ({missing} chunks missing)")]
+    Stalled {
+        /// The file.
+        path: String,
+        /// Chunks missing.
+        missing: usize,
+    },
+    /// Received data could not be verified.
+    #[error("invalid data from peers: {0}")]
+    Invalid(String),
+    /// A downloaded file does not match its id.
+    #[error("{0} does not match its id after download")]
+    FileMismatch(PathBuf),
+    /// Disk I/O failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A chunk list could not be loaded.
+    #[error(transparent)]
+    ChunkList(#[from] ChunkListError),
+    /// The network task stopped.
+    #[error(transparent)]
+    Net(#[from] NetError),
+    /// A background task failed.
+    #[error("internal task failed: {0}")]
+    Task(String),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> FetchError + '_ {
+    move |source| FetchError::Io { path: path.to_path_buf(), source }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, FetchError> + Send + 'static) -> Result<T, FetchError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| FetchError::Task(e.to_string()))?
+}
+
+/// Candidate providers of `key`: the DHT's answer plus every connected peer.
+async fn discover(net: &NetworkHandle, key: ContentId, wait: Duration) -> Vec<PeerId> {
+    let mut out = Vec::new();
+    if let Ok(Ok(found)) = tokio::time::timeout(wait, net.find_providers(key)).await {
+        out.extend(found);
+    }
+    if let Ok(peers) = net.peers().await {
+        for p in peers {
+            if let Ok(id) = p.peer_id.parse::<PeerId>() {
+                if !out.contains(&id) {
+                    out.push(id);
+                }
+            }
+        }
+    }
+    out.retain(|p| *p != net.peer_id());
+    out
+}
+
+/// Asks candidates in turn until one answers `request` with something `accept` takes.
+async fn ask_any<T>(
+    net: &NetworkHandle,
+    key: ContentId,
+    what: &'static str,
+    request: Request,
+    deadline: Instant,
+    accept: impl Fn(Response) -> Option<T>,
+) -> Result<T, FetchError> {
+    let start = Instant::now();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        for peer in discover(net, key, left.min(Duration::from_secs(10))).await {
+            if let Ok(r) = net.request(peer, request.clone()).await {
+                if let Some(v) = accept(r.header) {
+                    return Ok(v);
+                }
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(FetchError::NoProviders { what, id: key, secs: start.elapsed().as_secs() });
+        }
+        tokio::time::sleep(Duration::from_millis(300).min(deadline.saturating_duration_since(Instant::now()))).await;
+    }
+}
+
+/// One file being fetched.
+struct FileJob {
+    entry: FileEntry,
+    final_path: PathBuf,
+    part_path: PathBuf,
+    list: Option<ChunkList>,
+    file: Option<Arc<File>>,
+    missing: usize,
+    unsynced: Vec<u64>,
+    unsynced_bytes: u64,
+}
+
+/// A range of consecutive chunks of one file.
+#[derive(Debug, Clone, Copy)]
+struct Unit {
+    file: usize,
+    first: u64,
+    count: u32,
+}
+
+#[derive(Default)]
+struct PeerState {
+    in_flight: usize,
+    failures: u32,
+    bad: bool,
+    have: HashMap<usize, Vec<u8>>,
+}
+
+enum Outcome {
+    Data(Vec<u8>, Option<Vec<u8>>),
+    NotHeld(Vec<u8>),
+    Busy,
+    Failed(String),
+}
+
+/// Fetches manifest `id` into `root`. See the module docs for the steps.
+pub(crate) async fn fetch(inner: &Arc<Inner>, id: ContentId, root: &Path, opts: FetchOptions) -> Result<FetchReport, FetchError> {
+    let net = &inner.net;
+    let store = inner.store.clone();
+    let deadline = Instant::now() + opts.timeout;
+
+    // 1. The manifest: from the catalog, or from a provider (checked against the id).
+    let manifest = match store.manifest(&id)? {
+        Some(m) => m,
+        None => {
+            let m = ask_any(net, id, "manifest", Request::Manifest { id }, deadline, |r| match r {
+                Response::Manifest { bytes } if ContentId::of(&bytes) == id => Manifest::decode(&bytes).ok(),
+                _ => None,
+            })
+            .await?;
+            store.put_manifest(&m)?;
+            m
+        }
+    };
+    // 2. The file list.
+    let entries: Vec<FileEntry> = match &manifest.body().files {
+        FileList::Inline(files) => files.clone(),
+        FileList::Blob(r) => {
+            let r = *r;
+            match store.blob(&r.id)? {
+                Some(bytes) => FileList::decode_blob(&r, &bytes).map_err(|e| FetchError::Invalid(e.to_string()))?,
+                None => {
+                    let (files, bytes) = ask_any(net, id, "file list", Request::FileList { id: r.id }, deadline, |resp| match resp {
+                        Response::FileList { bytes } => FileList::decode_blob(&r, &bytes).ok().map(|f| (f, bytes)),
+                        _ => None,
+                    })
+                    .await?;
+                    store.put_blob(&r.id, &bytes)?;
+                    files
+                }
+            }
+        }
+    };
+    let total: u64 = entries.iter().map(|e| e.size).sum();
+    std::fs::create_dir_all(root).map_err(io(root))?;
+    let root = root.canonicalize().map_err(io(root))?;
+    store.put_local(&LocalDataset {
+        manifest: id,
+        root: root.clone(),
+        kind: LocalKind::Fetched,
+        pinned: false,
+        complete: false,
+        added: now_secs(),
+    })?;
+
+    // 3. Chunk lists for multi-chunk files.
+    for e in &entries {
+        if e.chunk_size.count(e.size) > 1 && store.blob(&chunk_list_key(&e.id))?.is_none() {
+            let (size, cs, fid) = (e.size, e.chunk_size, e.id);
+            let bytes = ask_any(net, id, "chunk list", Request::ChunkList { file: fid }, deadline, |r| match r {
+                Response::ChunkList { bytes } if ChunkList::from_bytes(fid, size, cs, &bytes).is_ok() => Some(bytes),
+                _ => None,
+            })
+            .await?;
+            store.put_blob(&chunk_list_key(&fid), &bytes)?;
+        }
+    }
+
+    // 4. Local preparation: skip what is present, reuse local copies, create part files.
+    let prep_store = store.clone();
+    let prep_root = root.clone();
+    let (mut jobs, queue) = blocking(move || prepare(&prep_store, &prep_root, entries)).await?;
+    let mut queue: VecDeque<Unit> = queue.into();
+    let present: u64 = total - queue.iter().map(|u| unit_bytes(&jobs, u)).sum::<u64>();
+
+    // 5. Download.
+    let mut done = present;
+    let mut per_peer: BTreeMap<String, u64> = BTreeMap::new();
+    let mut peers: HashMap<PeerId, PeerState> = HashMap::new();
+    let mut order: Vec<PeerId> = Vec::new();
+    let mut inflight = FuturesUnordered::new();
+    let mut last_usable = Instant::now();
+    let per_peer_limit = inner.config.fetch_requests_per_peer;
+    let report = |done: u64, n: usize| {
+        if let Some(p) = &opts.progress {
+            p(FetchProgress { done, total, peers: n });
+        }
+    };
+    report(done, 0);
+    for i in 0..jobs.len() {
+        if jobs[i].missing == 0 && jobs[i].file.is_some() {
+            finish_file(inner, &mut jobs[i]).await?;
+        }
+    }
+    while !queue.is_empty() || !inflight.is_empty() {
+        // Assign work to every peer with a free slot.
+        let mut assigned = true;
+        while assigned {
+            assigned = false;
+            for peer in &order {
+                let Some(state) = peers.get_mut(peer) else { continue };
+                if state.bad || state.in_flight >= per_peer_limit {
+                    continue;
+                }
+                let pick = queue.iter().take(QUEUE_SCAN).position(|u| match state.have.get(&u.file) {
+                    None => true,
+                    Some(bitmap) => (u.first..u.first + u64::from(u.count)).all(|i| bit(bitmap, i)),
+                });
+                if let Some(pos) = pick {
+                    let Some(unit) = queue.remove(pos) else { continue };
+                    let job = &jobs[unit.file];
+                    let ask_have = job.list.as_ref().is_some_and(|l| l.chunk_count() > 1) && !state.have.contains_key(&unit.file);
+                    state.in_flight += 1;
+                    assigned = true;
+                    let fut = request_unit(net.clone(), *peer, unit, job.entry.id, ask_have);
+                    inflight.push(fut);
+                }
+            }
+        }
+        if inflight.is_empty() {
+            // Nobody usable holds what is left: look for (more) providers, within the timeout.
+            if last_usable.elapsed() > opts.timeout {
+                let u = queue.front().copied();
+                let path = u.map(|u| jobs[u.file].entry.path.to_string()).unwrap_or_default();
+                return Err(FetchError::Stalled { path, missing: queue.len() });
+            }
+            let found = discover(net, id, Duration::from_secs(5)).await;
+            let mut added = false;
+            for p in found {
+                let state = peers.entry(p).or_default();
+                if !order.contains(&p) {
+                    order.push(p);
+                    added = true;
+                } else if !state.bad && state.failures < MAX_PEER_FAILURES {
+                    // A partial holder may have more by now.
+                    state.have.clear();
+                    added = true;
+                }
+            }
+            order.retain(|p| peers.get(p).is_some_and(|s| !s.bad && s.failures < MAX_PEER_FAILURES));
+            if !added || order.is_empty() {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            continue;
+        }
+        last_usable = Instant::now();
+        let Some((peer, unit, outcome)) = inflight.next().await else { continue };
+        let state = peers.entry(peer).or_default();
+        state.in_flight = state.in_flight.saturating_sub(1);
+        match outcome {
+            Outcome::Data(payload, have) => {
+                if let Some(h) = have {
+                    state.have.insert(unit.file, h);
+                }
+                let job = &jobs[unit.file];
+                let list = job.list.clone();
+                let file = job.file.clone();
+                let entry = job.entry.clone();
+                let len = payload.len() as u64;
+                let ok = blocking(move || verify_and_write(list.as_ref(), file.as_deref(), &entry, unit, &payload)).await?;
+                if !ok {
+                    tracing::warn!(%peer, file = %jobs[unit.file].entry.path, "peer sent a chunk that does not verify; dropping it");
+                    inner.stats.chunks_rejected.fetch_add(1, Ordering::Relaxed);
+                    if let Some(s) = peers.get_mut(&peer) {
+                        s.bad = true;
+                    }
+                    queue.push_front(unit);
+                    continue;
+                }
+                if let Some(s) = peers.get_mut(&peer) {
+                    s.failures = 0;
+                }
+                inner.stats.fetched(&peer.to_string(), len, u64::from(unit.count));
+                *per_peer.entry(peer.to_string()).or_default() += len;
+                done += len;
+                let job = &mut jobs[unit.file];
+                job.missing -= unit.count as usize;
+                job.unsynced.extend(unit.first..unit.first + u64::from(unit.count));
+                job.unsynced_bytes += len;
+                if job.missing == 0 {
+                    finish_file(inner, job).await?;
+                } else if job.unsynced_bytes >= SYNC_EVERY_BYTES {
+                    sync_and_mark(inner, job).await?;
+                }
+                report(done, order.len());
+            }
+            Outcome::NotHeld(bitmap) => {
+                state.have.insert(unit.file, bitmap);
+                queue.push_front(unit);
+            }
+            Outcome::Busy => {
+                state.failures += 1;
+                queue.push_back(unit);
+            }
+            Outcome::Failed(reason) => {
+                tracing::debug!(%peer, "request failed: {reason}");
+                state.failures += 1;
+                if state.failures >= MAX_PEER_FAILURES {
+                    order.retain(|p| *p != peer);
+                }
+                queue.push_front(unit);
+            }
+        }
+    }
+    for job in &mut jobs {
+        if job.file.is_some() {
+            finish_file(inner, job).await?;
+        }
+    }
+    store.put_local(&LocalDataset { manifest: id, root: root.clone(), kind: LocalKind::Fetched, pinned: false, complete: true, added: now_secs() })?;
+    net.send(crate::network::Command::Provide { key: id }).await?;
+    let bad_peers = peers.iter().filter(|(_, s)| s.bad).map(|(p, _)| p.to_string()).collect();
+    Ok(FetchReport {
+        manifest: id,
+        name: manifest.name(),
+        root,
+        files: jobs.len(),
+        total_bytes: total,
+        downloaded_bytes: done - present,
+        per_peer,
+        bad_peers,
+    })
+}
+
+fn unit_bytes(jobs: &[FileJob], u: &Unit) -> u64 {
+    let e = &jobs[u.file].entry;
+    (u.first..u.first + u64::from(u.count)).map(|i| e.chunk_size.range(e.size, i).1).sum()
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Sends a `Have` (when the peer's holdings are unknown) and then a `Chunks` request.
+async fn request_unit(net: NetworkHandle, peer: PeerId, unit: Unit, file: ContentId, ask_have: bool) -> (PeerId, Unit, Outcome) {
+    let range = unit.first..unit.first + u64::from(unit.count);
+    let mut have = None;
+    if ask_have {
+        match net.request(peer, Request::Have { file }).await {
+            Ok(r) => match r.header {
+                Response::Have { bitmap, .. } => {
+                    if !range.clone().all(|i| bit(&bitmap, i)) {
+                        return (peer, unit, Outcome::NotHeld(bitmap));
+                    }
+                    have = Some(bitmap);
+                }
+                Response::Error { code: ErrorCode::Busy, .. } => return (peer, unit, Outcome::Busy),
+                Response::Error { .. } => return (peer, unit, Outcome::NotHeld(Vec::new())),
+                other => return (peer, unit, Outcome::Failed(format!("unexpected answer {other:?}"))),
+            },
+            Err(e) => return (peer, unit, Outcome::Failed(e.to_string())),
+        }
+    }
+    let outcome = match net.request(peer, Request::Chunks { file, first: unit.first, count: unit.count }).await {
+        Ok(r) => match r.header {
+            Response::Chunks { first, count, len } if first == unit.first && count == unit.count && len == r.payload.len() as u64 => {
+                Outcome::Data(r.payload, have)
+            }
+            Response::Error { code: ErrorCode::Busy, .. } => Outcome::Busy,
+            Response::Error { code: ErrorCode::NotFound, .. } => Outcome::NotHeld(Vec::new()),
+            other => Outcome::Failed(format!("unexpected answer {other:?}")),
+        },
+        Err(e) => Outcome::Failed(e.to_string()),
+    };
+    (peer, unit, outcome)
+}
+
+/// Verifies every chunk of `payload` and writes it at its offset. Returns false if any chunk
+/// does not verify (nothing is written then).
+fn verify_and_write(list: Option<&ChunkList>, file: Option<&File>, entry: &FileEntry, unit: Unit, payload: &[u8]) -> Result<bool, FetchError> {
+    let (Some(list), Some(file)) = (list, file) else { return Ok(false) };
+    let cs = entry.chunk_size;
+    let (start, _) = cs.range(entry.size, unit.first);
+    let mut pos = 0usize;
+    for i in unit.first..unit.first + u64::from(unit.count) {
+        let (_, len) = cs.range(entry.size, i);
+        let Some(chunk) = payload.get(pos..pos + len as usize) else { return Ok(false) };
+        if list.verify_chunk(i, chunk).is_err() {
+            return Ok(false);
+        }
+        pos += len as usize;
+    }
+    if pos != payload.len() {
+        return Ok(false);
+    }
+    write_at(file, start, payload).map_err(|source| FetchError::Io { path: entry.path.as_str().into(), source })?;
+    Ok(true)
+}
+
+/// Makes written chunks durable, then records them as present.
+async fn sync_and_mark(inner: &Arc<Inner>, job: &mut FileJob) -> Result<(), FetchError> {
+    let (Some(file), indices) = (job.file.clone(), std::mem::take(&mut job.unsynced)) else { return Ok(()) };
+    job.unsynced_bytes = 0;
+    let store = inner.store.clone();
+    let id = job.entry.id;
+    let path = job.part_path.clone();
+    blocking(move || {
+        file.sync_data().map_err(io(&path))?;
+        store.mark_chunks(&id, &indices)?;
+        Ok(())
+    })
+    .await
+}
+
+/// Syncs, verifies the whole file against its id, and renames it into place.
+async fn finish_file(inner: &Arc<Inner>, job: &mut FileJob) -> Result<(), FetchError> {
+    sync_and_mark(inner, job).await?;
+    let Some(_) = job.file.take() else { return Ok(()) };
+    let store = inner.store.clone();
+    let entry = job.entry.clone();
+    let (part, final_path) = (job.part_path.clone(), job.final_path.clone());
+    let threads = inner.config.hash_threads();
+    blocking(move || {
+        let f = File::open(&part).map_err(io(&part))?;
+        let digest = hash_reader(std::io::BufReader::with_capacity(1 << 20, f), entry.chunk_size, threads, |_| {}).map_err(io(&part))?;
+        if digest.id != entry.id {
+            // Start this file over rather than ever exposing it.
+            store.remove_file(&entry.id)?;
+            let _ = std::fs::remove_file(&part);
+            return Err(FetchError::FileMismatch(final_path));
+        }
+        std::fs::rename(&part, &final_path).map_err(io(&final_path))?;
+        if let Some(parent) = final_path.parent() {
+            if let Ok(d) = File::open(parent) {
+                let _ = d.sync_all();
+            }
+        }
+        store.set_file_complete(&entry.id, &final_path)?;
+        Ok(())
+    })
+    .await
+}
+
+/// Decides, per file, what is already here and what must be downloaded.
+fn prepare(store: &crate::store::Store, root: &Path, entries: Vec<FileEntry>) -> Result<(Vec<FileJob>, Vec<Unit>), FetchError> {
+    let mut jobs = Vec::new();
+    let mut queue = Vec::new();
+    for (idx, entry) in entries.into_iter().enumerate() {
+        let final_path = entry.path.components().fold(root.to_path_buf(), |p, c| p.join(c));
+        let part_path = {
+            let mut s = final_path.clone().into_os_string();
+            s.push(".lien-part");
+            PathBuf::from(s)
+        };
+        if let Some(parent) = final_path.parent() {
+            std::fs::create_dir_all(parent).map_err(io(parent))?;
+        }
+        let mut job = FileJob { entry, final_path, part_path, list: None, file: None, missing: 0, unsynced: Vec::new(), unsynced_bytes: 0 };
+        let existing = store.file(&job.entry.id)?;
+        if let Some(rec) = existing.as_ref().filter(|r| r.complete) {
+            let same_size = std::fs::metadata(&rec.path).map(|m| m.len() == rec.size).unwrap_or(false);
+            if same_size {
+                if rec.path != job.final_path {
+                    std::fs::copy(&rec.path, &job.final_path).map_err(io(&job.final_path))?;
+                }
+                jobs.push(job);
+                continue;
+            }
+        }
+        if job.entry.size == 0 {
+            File::create(&job.final_path).map_err(io(&job.final_path))?;
+            store.put_file(&FileRecord {
+                id: job.entry.id,
+                size: 0,
+                chunk_size: job.entry.chunk_size.bytes(),
+                path: job.final_path.clone(),
+                complete: true,
+                in_place: false,
+                mtime_ns: None,
+            })?;
+            jobs.push(job);
+            continue;
+        }
+        let resumable = existing.as_ref().is_some_and(|r| !r.complete && r.path == job.part_path) && job.part_path.exists();
+        if !resumable {
+            let f = File::create(&job.part_path).map_err(io(&job.part_path))?;
+            f.set_len(job.entry.size).map_err(io(&job.part_path))?;
+            store.put_file(&FileRecord {
+                id: job.entry.id,
+                size: job.entry.size,
+                chunk_size: job.entry.chunk_size.bytes(),
+                path: job.part_path.clone(),
+                complete: false,
+                in_place: false,
+                mtime_ns: None,
+            })?;
+        }
+        let rec = FileRecord {
+            id: job.entry.id,
+            size: job.entry.size,
+            chunk_size: job.entry.chunk_size.bytes(),
+            path: job.part_path.clone(),
+            complete: false,
+            in_place: false,
+            mtime_ns: None,
+        };
+        job.list = Some(crate::chunks::load_chunk_list(store, &rec)?);
+        let file = OpenOptions::new().write(true).open(&job.part_path).map_err(io(&job.part_path))?;
+        job.file = Some(Arc::new(file));
+        let bitmap = store.have(&job.entry.id)?.unwrap_or_default();
+        let count = job.entry.chunk_size.count(job.entry.size);
+        let per_request = (REQUEST_BYTES / job.entry.chunk_size.bytes()).max(1) as u32;
+        let mut run: Option<Unit> = None;
+        for i in 0..count {
+            if bit(&bitmap, i) {
+                if let Some(u) = run.take() {
+                    queue.push(u);
+                }
+                continue;
+            }
+            job.missing += 1;
+            match &mut run {
+                Some(u) if u.count < per_request => u.count += 1,
+                _ => {
+                    if let Some(u) = run.take() {
+                        queue.push(u);
+                    }
+                    run = Some(Unit { file: idx, first: i, count: 1 });
+                }
+            }
+        }
+        if let Some(u) = run {
+            queue.push(u);
+        }
+        jobs.push(job);
+    }
+    let _: HashSet<()> = HashSet::new();
+    let _ = ChunkSize::DEFAULT;
+    Ok((jobs, queue))
+}

@@ -1,0 +1,343 @@
+//! The task that owns the Swarm: it turns [`Command`]s into swarm calls and swarm events into
+//! replies and [`NetEvent`]s. Answers that arrive later are matched through maps keyed by
+//! request or query id. Nothing here blocks: slow work (store, disk) happens in the node.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use futures::StreamExt;
+use libp2p::kad::store::RecordStore;
+use libp2p::kad::{self, GetProvidersOk, GetRecordOk, QueryId, QueryResult, RecordKey};
+use libp2p::request_response::{self, OutboundRequestId};
+use libp2p::swarm::{dial_opts::DialOpts, SwarmEvent};
+use libp2p::{gossipsub, identify, noise, tcp, yamux, Multiaddr, PeerId, Swarm};
+use tokio::sync::{mpsc, oneshot};
+
+use super::behaviour::{Behaviour, BehaviourEvent, WireNames};
+use super::{peer_id_of, Command, NetError, NetEvent, NetworkHandle, NetworkSetup, PeerInfo, ResponseSlot, TransferResponse};
+use crate::config::NodeConfig;
+
+/// Capacity of the command channel.
+const COMMAND_CAPACITY: usize = 256;
+
+/// Builds the swarm, starts listening and dialing, and spawns the task that owns it.
+/// Events go to `events` (a bounded channel owned by the node).
+pub fn spawn(
+    config: &NodeConfig,
+    setup: NetworkSetup,
+    events: mpsc::Sender<NetEvent>,
+) -> Result<(NetworkHandle, tokio::task::JoinHandle<()>), NetError> {
+    let names = WireNames::new(&config.network).map_err(NetError::Setup)?;
+    let peer_id = setup.keypair.public().to_peer_id();
+    let behaviour_config = config.clone();
+    let names_for_behaviour = names.clone();
+    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(setup.keypair.clone())
+        .with_tokio()
+        .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux_config)
+        .map_err(|e| NetError::Setup(e.to_string()))?
+        .with_quic()
+        .with_behaviour(|key| {
+            Behaviour::new(key, &behaviour_config, &names_for_behaviour).map_err(Box::<dyn std::error::Error + Send + Sync>::from)
+        })
+        .map_err(|e| NetError::Setup(e.to_string()))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
+        .build();
+    let topic = gossipsub::IdentTopic::new(names.topic.clone());
+    swarm.behaviour_mut().gossip.subscribe(&topic).map_err(|e| NetError::Setup(e.to_string()))?;
+    for addr in &config.listen {
+        swarm.listen_on(addr.clone()).map_err(|e| NetError::Setup(format!("cannot listen on {addr}: {e}")))?;
+    }
+    for addr in &config.explicit_peers {
+        if let Some(peer) = peer_id_of(addr) {
+            swarm.behaviour_mut().gossip.add_explicit_peer(&peer);
+        }
+    }
+    for addr in config.bootstrap.iter().chain(&config.explicit_peers) {
+        if let Some(peer) = peer_id_of(addr) {
+            swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+            if let Err(e) = swarm.dial(addr.clone()) {
+                tracing::warn!(%addr, "cannot dial bootstrap peer: {e}");
+            }
+        }
+    }
+    let (tx, rx) = mpsc::channel(COMMAND_CAPACITY);
+    let event_loop = EventLoop {
+        swarm,
+        commands: rx,
+        events,
+        topic,
+        setup,
+        pending_dials: HashMap::new(),
+        pending_requests: HashMap::new(),
+        pending_providers: HashMap::new(),
+        pending_records: HashMap::new(),
+        agents: HashMap::new(),
+    };
+    let task = tokio::spawn(event_loop.run());
+    Ok((NetworkHandle { tx, peer_id }, task))
+}
+
+/// Yamux with a bigger per-stream receive window for bulk chunk transfers.
+fn yamux_config() -> yamux::Config {
+    yamux::Config::default()
+}
+
+struct EventLoop {
+    swarm: Swarm<Behaviour>,
+    commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<NetEvent>,
+    topic: gossipsub::IdentTopic,
+    setup: NetworkSetup,
+    pending_dials: HashMap<PeerId, Vec<oneshot::Sender<Result<PeerId, NetError>>>>,
+    pending_requests: HashMap<OutboundRequestId, oneshot::Sender<Result<TransferResponse, NetError>>>,
+    pending_providers: HashMap<QueryId, (HashSet<PeerId>, oneshot::Sender<Vec<PeerId>>)>,
+    pending_records: HashMap<QueryId, (Vec<Vec<u8>>, oneshot::Sender<Vec<Vec<u8>>>)>,
+    agents: HashMap<PeerId, String>,
+}
+
+fn record_key(id: &lien_protocol::ContentId) -> RecordKey {
+    RecordKey::new(&id.to_multihash_bytes())
+}
+
+impl EventLoop {
+    async fn run(mut self) {
+        loop {
+            tokio::select! {
+                cmd = self.commands.recv() => match cmd {
+                    Some(Command::Shutdown) | None => break,
+                    Some(cmd) => self.on_command(cmd),
+                },
+                event = self.swarm.select_next_some() => self.on_event(event).await,
+            }
+        }
+        tracing::debug!("network task stopped");
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        let swarm = &mut self.swarm;
+        match cmd {
+            Command::Dial { addr, reply } => {
+                let Some(peer) = peer_id_of(&addr) else {
+                    let _ = reply.send(Err(NetError::Dial { addr: addr.to_string(), reason: "address does not end in /p2p/<peer id>".into() }));
+                    return;
+                };
+                if swarm.is_connected(&peer) {
+                    let _ = reply.send(Ok(peer));
+                    return;
+                }
+                swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+                let opts = DialOpts::peer_id(peer).addresses(vec![addr.clone()]).build();
+                match swarm.dial(opts) {
+                    Ok(()) => self.pending_dials.entry(peer).or_default().push(reply),
+                    Err(e) => {
+                        let _ = reply.send(Err(NetError::Dial { addr: addr.to_string(), reason: e.to_string() }));
+                    }
+                }
+            }
+            Command::Request { peer, request, reply } => {
+                let id = swarm.behaviour_mut().transfer.send_request(&peer, request);
+                self.pending_requests.insert(id, reply);
+            }
+            Command::Respond { slot, response } => {
+                if swarm.behaviour_mut().transfer.send_response(slot.0, response).is_err() {
+                    tracing::debug!("requester went away before the response was sent");
+                }
+            }
+            Command::Announce { bytes } => {
+                if let Err(e) = swarm.behaviour_mut().gossip.publish(self.topic.clone(), bytes) {
+                    // No peers yet is normal for a lone node; late joiners catch up via the catalog.
+                    tracing::debug!("gossip publish: {e}");
+                }
+            }
+            Command::Provide { key } => {
+                if let Err(e) = swarm.behaviour_mut().kad.start_providing(record_key(&key)) {
+                    tracing::warn!(key = %key.short(), "cannot provide: {e}");
+                }
+            }
+            Command::StopProviding { key } => swarm.behaviour_mut().kad.stop_providing(&record_key(&key)),
+            Command::FindProviders { key, reply } => {
+                let id = swarm.behaviour_mut().kad.get_providers(record_key(&key));
+                self.pending_providers.insert(id, (HashSet::new(), reply));
+            }
+            Command::PutRecord { key, value } => {
+                let record = kad::Record::new(record_key(&key), value);
+                if let Err(e) = swarm.behaviour_mut().kad.put_record(record, kad::Quorum::One) {
+                    tracing::warn!("cannot store name record: {e}");
+                }
+            }
+            Command::GetRecord { key, reply } => {
+                let id = swarm.behaviour_mut().kad.get_record(record_key(&key));
+                self.pending_records.insert(id, (Vec::new(), reply));
+            }
+            Command::Peers { reply } => {
+                let mut peers: HashMap<PeerId, Vec<String>> = HashMap::new();
+                for peer in swarm.connected_peers() {
+                    peers.entry(*peer).or_default();
+                }
+                let _ = reply.send(
+                    peers
+                        .into_keys()
+                        .map(|p| PeerInfo { peer_id: p.to_string(), addrs: Vec::new(), agent: self.agents.get(&p).cloned() })
+                        .collect(),
+                );
+            }
+            Command::ListenAddrs { reply } => {
+                let me = *swarm.local_peer_id();
+                let addrs = swarm.listeners().map(|a| a.clone().with_p2p(me).unwrap_or_else(|a| a)).collect();
+                let _ = reply.send(addrs);
+            }
+            Command::Shutdown => {}
+        }
+    }
+
+    fn emit(&self, event: NetEvent) -> impl std::future::Future<Output = ()> + Send + 'static {
+        // Bounded: if the node is saturated the network task waits, which slows remote peers
+        // down instead of queueing without limit.
+        let tx = self.events.clone();
+        async move {
+            let _ = tx.send(event).await;
+        }
+    }
+
+    async fn on_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => tracing::info!(%address, "listening"),
+            SwarmEvent::ConnectionEstablished { peer_id, endpoint, num_established, .. } => {
+                if let Some(waiters) = self.pending_dials.remove(&peer_id) {
+                    for w in waiters {
+                        let _ = w.send(Ok(peer_id));
+                    }
+                }
+                if num_established.get() == 1 {
+                    let addr = endpoint.get_remote_address().clone();
+                    self.emit(NetEvent::Connected { peer: peer_id, addr }).await;
+                }
+            }
+            SwarmEvent::OutgoingConnectionError { peer_id: Some(peer), error, .. } => {
+                if let Some(waiters) = self.pending_dials.remove(&peer) {
+                    for w in waiters {
+                        let _ = w.send(Err(NetError::Dial { addr: peer.to_string(), reason: error.to_string() }));
+                    }
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
+                for addr in info.listen_addrs {
+                    if is_dialable(&addr) {
+                        self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                    }
+                }
+                self.agents.insert(peer_id, info.agent_version);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossip(gossipsub::Event::Message { propagation_source, message_id, message })) => {
+                let ok = (self.setup.validate_manifest)(&message.data);
+                let acceptance = if ok { gossipsub::MessageAcceptance::Accept } else { gossipsub::MessageAcceptance::Reject };
+                self.swarm.behaviour_mut().gossip.report_message_validation_result(&message_id, &propagation_source, acceptance);
+                if ok {
+                    self.emit(NetEvent::Manifest { bytes: message.data, source: propagation_source }).await;
+                } else {
+                    tracing::info!(peer = %propagation_source, "rejected an invalid manifest from gossip");
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Transfer(event)) => self.on_transfer(event).await,
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(event)) => self.on_kad(event).await,
+            other => tracing::trace!(?other, "swarm event"),
+        }
+    }
+
+    async fn on_transfer(&mut self, event: request_response::Event<lien_protocol::wire::Request, TransferResponse>) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request { request, channel, .. } => {
+                    self.emit(NetEvent::Inbound { peer, request, channel: ResponseSlot(channel) }).await;
+                }
+                request_response::Message::Response { request_id, response } => {
+                    if let Some(reply) = self.pending_requests.remove(&request_id) {
+                        let _ = reply.send(Ok(response));
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure { peer, request_id, error, .. } => {
+                if let Some(reply) = self.pending_requests.remove(&request_id) {
+                    let _ = reply.send(Err(NetError::Request { peer, reason: error.to_string() }));
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, "inbound transfer failed: {error}");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    async fn on_kad(&mut self, event: kad::Event) {
+        match event {
+            kad::Event::OutboundQueryProgressed { id, result, step, .. } => match result {
+                QueryResult::GetProviders(Ok(GetProvidersOk::FoundProviders { providers, .. })) => {
+                    if let Some((found, _)) = self.pending_providers.get_mut(&id) {
+                        found.extend(providers);
+                    }
+                    if step.last {
+                        self.finish_providers(id);
+                    }
+                }
+                QueryResult::GetProviders(_) => {
+                    if step.last {
+                        self.finish_providers(id);
+                    }
+                }
+                QueryResult::GetRecord(Ok(GetRecordOk::FoundRecord(found))) => {
+                    if (self.setup.validate_record)(found.record.key.as_ref(), &found.record.value) {
+                        if let Some((values, _)) = self.pending_records.get_mut(&id) {
+                            values.push(found.record.value);
+                        }
+                    }
+                    if step.last {
+                        self.finish_records(id);
+                    }
+                }
+                QueryResult::GetRecord(_) => {
+                    if step.last {
+                        self.finish_records(id);
+                    }
+                }
+                _ => {}
+            },
+            kad::Event::InboundRequest { request } => match request {
+                kad::InboundRequest::PutRecord { record: Some(record), .. } => {
+                    if (self.setup.validate_record)(record.key.as_ref(), &record.value) {
+                        let value = record.value.clone();
+                        if let Err(e) = self.swarm.behaviour_mut().kad.store_mut().put(record) {
+                            tracing::debug!("dht store full: {e}");
+                        }
+                        self.emit(NetEvent::NameRecord { bytes: value }).await;
+                    } else {
+                        tracing::info!("rejected an invalid DHT record");
+                    }
+                }
+                kad::InboundRequest::AddProvider { record: Some(record) } => {
+                    if let Err(e) = self.swarm.behaviour_mut().kad.store_mut().add_provider(record) {
+                        tracing::debug!("dht provider store full: {e}");
+                    }
+                }
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+
+    fn finish_providers(&mut self, id: QueryId) {
+        if let Some((found, reply)) = self.pending_providers.remove(&id) {
+            let _ = reply.send(found.into_iter().collect());
+        }
+    }
+
+    fn finish_records(&mut self, id: QueryId) {
+        if let Some((values, reply)) = self.pending_records.remove(&id) {
+            let _ = reply.send(values);
+        }
+    }
+}
+
+/// Addresses worth remembering for a peer: anything but unspecified (0.0.0.0) ones.
+fn is_dialable(addr: &Multiaddr) -> bool {
+    !addr.iter().any(|p| matches!(p, libp2p::multiaddr::Protocol::Ip4(ip) if ip.is_unspecified()))
+}

@@ -1,0 +1,214 @@
+//! The libp2p side of a node: one task owns the Swarm; everyone else holds a [`NetworkHandle`]
+//! and sends it [`Command`]s over a bounded channel, with oneshot replies.
+
+pub mod behaviour;
+pub mod codec;
+mod event_loop;
+
+use std::time::Duration;
+
+use libp2p::multiaddr::Protocol;
+use libp2p::{identity, Multiaddr, PeerId};
+use lien_protocol::wire::Request;
+use lien_protocol::ContentId;
+use tokio::sync::{mpsc, oneshot};
+
+pub use codec::TransferResponse;
+pub use event_loop::spawn;
+
+/// Why a network operation failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum NetError {
+    /// The network task has stopped.
+    #[error("the network task has stopped")]
+    Stopped,
+    /// A request to a peer failed.
+    #[error("request to {peer} failed: {reason}")]
+    Request {
+        /// The peer.
+        peer: PeerId,
+        /// Why.
+        reason: String,
+    },
+    /// A dial failed.
+    #[error("cannot connect to {addr}: {reason}")]
+    Dial {
+        /// The address.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+    /// The swarm could not be built or could not listen.
+    #[error("network setup: {0}")]
+    Setup(String),
+}
+
+/// A connected peer, as shown by `lien peers`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PeerInfo {
+    /// Peer id.
+    pub peer_id: String,
+    /// Addresses of open connections.
+    pub addrs: Vec<String>,
+    /// Agent version reported by identify, if known.
+    pub agent: Option<String>,
+}
+
+/// Something the network task reports to the node.
+#[derive(Debug)]
+pub enum NetEvent {
+    /// A manifest arrived over gossip and passed validation.
+    Manifest {
+        /// Its canonical bytes.
+        bytes: Vec<u8>,
+        /// The peer that forwarded it.
+        source: PeerId,
+    },
+    /// A peer asks for something over the transfer protocol; answer with [`Command::Respond`].
+    Inbound {
+        /// Who asks.
+        peer: PeerId,
+        /// What.
+        request: Request,
+        /// Where the answer goes.
+        channel: ResponseSlot,
+    },
+    /// A new peer connected (first connection).
+    Connected {
+        /// The peer.
+        peer: PeerId,
+        /// The address of the connection.
+        addr: Multiaddr,
+    },
+    /// A name record arrived through the DHT and passed validation.
+    NameRecord {
+        /// The record's bytes.
+        bytes: Vec<u8>,
+    },
+}
+
+/// The reply slot of an inbound request.
+pub struct ResponseSlot(pub(crate) libp2p::request_response::ResponseChannel<TransferResponse>);
+
+impl std::fmt::Debug for ResponseSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ResponseSlot")
+    }
+}
+
+/// Validates a gossiped manifest before it is forwarded. Returns true to accept.
+pub type ManifestValidator = std::sync::Arc<dyn Fn(&[u8]) -> bool + Send + Sync>;
+/// Validates a DHT name record (key, value) before it is stored. Returns true to accept.
+pub type RecordValidator = std::sync::Arc<dyn Fn(&[u8], &[u8]) -> bool + Send + Sync>;
+
+/// Work for the network task.
+#[derive(Debug)]
+pub enum Command {
+    /// Dial an address ending in `/p2p/<peer>`; replies when connected.
+    Dial { addr: Multiaddr, reply: oneshot::Sender<Result<PeerId, NetError>> },
+    /// Send a transfer request.
+    Request { peer: PeerId, request: Request, reply: oneshot::Sender<Result<TransferResponse, NetError>> },
+    /// Answer an inbound request.
+    Respond { slot: ResponseSlot, response: TransferResponse },
+    /// Gossip a manifest.
+    Announce { bytes: Vec<u8> },
+    /// Provide a key (manifest id) in the DHT.
+    Provide { key: ContentId },
+    /// Stop providing a key.
+    StopProviding { key: ContentId },
+    /// Find providers of a key.
+    FindProviders { key: ContentId, reply: oneshot::Sender<Vec<PeerId>> },
+    /// Store a name record in the DHT.
+    PutRecord { key: ContentId, value: Vec<u8> },
+    /// Look a name record up in the DHT.
+    GetRecord { key: ContentId, reply: oneshot::Sender<Vec<Vec<u8>>> },
+    /// Connected peers.
+    Peers { reply: oneshot::Sender<Vec<PeerInfo>> },
+    /// Current listen addresses (with `/p2p/<self>`).
+    ListenAddrs { reply: oneshot::Sender<Vec<Multiaddr>> },
+    /// Stop the task.
+    Shutdown,
+}
+
+/// A cloneable handle to the network task.
+#[derive(Debug, Clone)]
+pub struct NetworkHandle {
+    tx: mpsc::Sender<Command>,
+    peer_id: PeerId,
+}
+
+impl NetworkHandle {
+    /// This node's peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, NetError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(make(tx)).await.map_err(|_| NetError::Stopped)?;
+        rx.await.map_err(|_| NetError::Stopped)
+    }
+
+    /// Sends a command without waiting for an answer.
+    pub async fn send(&self, cmd: Command) -> Result<(), NetError> {
+        self.tx.send(cmd).await.map_err(|_| NetError::Stopped)
+    }
+
+    /// Connects to `addr` (which must end in `/p2p/<peer id>`), waiting at most `timeout`.
+    pub async fn dial(&self, addr: Multiaddr, timeout: Duration) -> Result<PeerId, NetError> {
+        let shown = addr.to_string();
+        match tokio::time::timeout(timeout, self.ask(|reply| Command::Dial { addr, reply })).await {
+            Ok(r) => r?,
+            Err(_) => Err(NetError::Dial { addr: shown, reason: "timed out".into() }),
+        }
+    }
+
+    /// Sends `request` to `peer` and waits for the response (the behaviour enforces a timeout).
+    pub async fn request(&self, peer: PeerId, request: Request) -> Result<TransferResponse, NetError> {
+        self.ask(|reply| Command::Request { peer, request, reply }).await?
+    }
+
+    /// Providers of `key` found in the DHT.
+    pub async fn find_providers(&self, key: ContentId) -> Result<Vec<PeerId>, NetError> {
+        self.ask(|reply| Command::FindProviders { key, reply }).await
+    }
+
+    /// Values stored under `key` in the DHT.
+    pub async fn get_record(&self, key: ContentId) -> Result<Vec<Vec<u8>>, NetError> {
+        self.ask(|reply| Command::GetRecord { key, reply }).await
+    }
+
+    /// Connected peers.
+    pub async fn peers(&self) -> Result<Vec<PeerInfo>, NetError> {
+        self.ask(|reply| Command::Peers { reply }).await
+    }
+
+    /// Listen addresses, each ending in `/p2p/<this peer>`.
+    pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, NetError> {
+        self.ask(|reply| Command::ListenAddrs { reply }).await
+    }
+}
+
+/// The peer id at the end of a `/p2p/...` multiaddr.
+pub fn peer_id_of(addr: &Multiaddr) -> Option<PeerId> {
+    match addr.iter().last() {
+        Some(Protocol::P2p(peer)) => Some(peer),
+        _ => None,
+    }
+}
+
+/// Settings the network task needs beyond the node config.
+pub struct NetworkSetup {
+    /// The node's libp2p identity.
+    pub keypair: identity::Keypair,
+    /// Validator for gossiped manifests.
+    pub validate_manifest: ManifestValidator,
+    /// Validator for DHT name records.
+    pub validate_record: RecordValidator,
+}
+
+impl std::fmt::Debug for NetworkSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetworkSetup").field("peer_id", &self.keypair.public().to_peer_id()).finish()
+    }
+}

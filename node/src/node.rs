@@ -1,0 +1,389 @@
+//! The running node: store, network task, dispatcher of network events, and the operations the
+//! CLI, the HTTP API, the simulator and the tests call (`publish`, `fetch`, `search`, ...).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use libp2p::{Multiaddr, PeerId};
+use lien_protocol::name::{name_key, NameRecord};
+use lien_protocol::wire::{Request, Response, MAX_CATALOG_PAGE};
+use lien_protocol::{ContentId, Manifest, PublisherKey, PublisherSecret, Slug};
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinHandle;
+
+use crate::config::NodeConfig;
+use crate::fetch::{self, FetchError, FetchOptions, FetchReport};
+use crate::keyfile::{self, KeyFileError};
+use crate::network::{self, Command, NetError, NetEvent, NetworkHandle, NetworkSetup, PeerInfo, TransferResponse};
+use crate::publish::{self, PublishError, PublishRequest};
+use crate::stats::{Stats, StatsSnapshot};
+use crate::store::{LocalKind, Store, StoreError};
+
+/// Inbound requests answered at once; more get `Busy`.
+const MAX_INBOUND_IN_FLIGHT: usize = 64;
+/// Capacity of the network → node event channel.
+const EVENT_CAPACITY: usize = 1024;
+/// Most catalog pages pulled from one peer on connect.
+const MAX_CATALOG_PAGES: u64 = 4096;
+
+/// Why the node could not start or an operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The home folder could not be prepared.
+    #[error("cannot prepare home {path}: {source}")]
+    Home {
+        /// The folder.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A key file failed.
+    #[error(transparent)]
+    Key(#[from] KeyFileError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The network failed.
+    #[error(transparent)]
+    Net(#[from] NetError),
+    /// Publishing failed.
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    /// Fetching failed.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// A name or id that cannot be resolved.
+    #[error("{0}")]
+    NotFound(String),
+    /// Bad input from the caller.
+    #[error("{0}")]
+    Invalid(String),
+    /// A background task panicked or was cancelled.
+    #[error("internal task failed: {0}")]
+    Task(String),
+}
+
+/// Shared state of a running node.
+pub(crate) struct Inner {
+    pub(crate) config: NodeConfig,
+    pub(crate) store: Store,
+    pub(crate) net: NetworkHandle,
+    pub(crate) secret: PublisherSecret,
+    pub(crate) stats: Arc<Stats>,
+}
+
+/// A running Lien node. Cheap to clone; call [`Node::shutdown`] to stop it.
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<Inner>,
+    tasks: Arc<std::sync::Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node").field("peer_id", &self.peer_id()).finish()
+    }
+}
+
+impl Node {
+    /// Starts a node from `config`: opens (or creates) its home, keys and store, starts the
+    /// network, dials bootstrap peers and resumes unfinished fetches.
+    pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
+        let home = config.home.clone();
+        std::fs::create_dir_all(config.data_dir()).map_err(|source| NodeError::Home { path: home.clone(), source })?;
+        let keypair = keyfile::node_keypair(&home)?;
+        let secret = keyfile::publisher_secret(&home)?;
+        let store_path = config.store_path();
+        let store = tokio::task::spawn_blocking(move || Store::open(&store_path))
+            .await
+            .map_err(|e| NodeError::Task(e.to_string()))??;
+        let stats = Arc::new(Stats::default());
+        let (events_tx, events_rx) = mpsc::channel(EVENT_CAPACITY);
+        let gossip_stats = stats.clone();
+        let setup = NetworkSetup {
+            keypair,
+            validate_manifest: Arc::new(move |bytes| {
+                let ok = Manifest::decode(bytes).is_ok();
+                let counter = if ok { &gossip_stats.gossip_accepted } else { &gossip_stats.gossip_rejected };
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                ok
+            }),
+            validate_record: Arc::new(validate_name_record),
+        };
+        let (net, net_task) = network::spawn(&config, setup, events_tx)?;
+        let inner = Arc::new(Inner { config, store, net, secret, stats });
+        let dispatcher = tokio::spawn(dispatch(inner.clone(), events_rx));
+        let node = Node { inner, tasks: Arc::new(std::sync::Mutex::new(vec![net_task, dispatcher])) };
+        node.reconnect_known_peers().await;
+        node.resume_fetches()?;
+        node.reannounce().await?;
+        Ok(node)
+    }
+
+    /// This node's peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.inner.net.peer_id()
+    }
+
+    /// This node's publisher key.
+    pub fn publisher(&self) -> PublisherKey {
+        self.inner.secret.public()
+    }
+
+    /// The node's config.
+    pub fn config(&self) -> &NodeConfig {
+        &self.inner.config
+    }
+
+    /// The handle to the node's network task (for tools and tests that speak the protocol).
+    pub fn network(&self) -> &NetworkHandle {
+        &self.inner.net
+    }
+
+    /// The node's store.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// Listen addresses ending in `/p2p/<peer id>`, waiting up to 5 s for the first one.
+    pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, NodeError> {
+        for _ in 0..100 {
+            let addrs = self.inner.net.listen_addrs().await?;
+            if !addrs.is_empty() {
+                return Ok(addrs);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(Vec::new())
+    }
+
+    /// Connects to a peer at `addr` (ending in `/p2p/<peer id>`).
+    pub async fn connect(&self, addr: Multiaddr) -> Result<PeerId, NodeError> {
+        Ok(self.inner.net.dial(addr, Duration::from_secs(10)).await?)
+    }
+
+    /// Connected peers.
+    pub async fn peers(&self) -> Result<Vec<PeerInfo>, NodeError> {
+        Ok(self.inner.net.peers().await?)
+    }
+
+    /// Transfer statistics.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.inner.stats.snapshot()
+    }
+
+    /// Publishes a file or folder: hash, sign, store, gossip, provide, name record.
+    pub async fn publish(&self, req: PublishRequest, progress: Arc<dyn Fn(u64, u64) + Send + Sync>) -> Result<Manifest, NodeError> {
+        let inner = self.inner.clone();
+        let manifest = tokio::task::spawn_blocking(move || {
+            let data_dir = inner.config.data_dir();
+            publish::prepare(&inner.store, &data_dir, &inner.secret, &req, inner.config.hash_threads(), &*progress)
+        })
+        .await
+        .map_err(|e| NodeError::Task(e.to_string()))??;
+        self.announce(&manifest).await?;
+        Ok(manifest)
+    }
+
+    /// Gossips a manifest, provides it in the DHT and stores its name record.
+    async fn announce(&self, manifest: &Manifest) -> Result<(), NodeError> {
+        let net = &self.inner.net;
+        net.send(Command::Announce { bytes: manifest.bytes().to_vec() }).await?;
+        net.send(Command::Provide { key: manifest.id() }).await?;
+        if manifest.body().publisher == self.publisher() {
+            let b = manifest.body();
+            let record = NameRecord::sign(&self.inner.secret, b.slug.clone(), b.version, manifest.id())
+                .and_then(|r| r.encode())
+                .map_err(|e| NodeError::Invalid(e.to_string()))?;
+            net.send(Command::PutRecord { key: name_key(&b.publisher, &b.slug), value: record }).await?;
+        }
+        Ok(())
+    }
+
+    /// Provides every complete local dataset again (after a restart).
+    async fn reannounce(&self) -> Result<(), NodeError> {
+        for local in self.inner.store.locals()? {
+            if local.complete {
+                self.inner.net.send(Command::Provide { key: local.manifest }).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn reconnect_known_peers(&self) {
+        let Ok(peers) = self.inner.store.known_peers(32) else { return };
+        for (_, addrs) in peers {
+            for addr in addrs.iter().filter_map(|a| a.parse::<Multiaddr>().ok()) {
+                let net = self.inner.net.clone();
+                tokio::spawn(async move {
+                    let _ = net.dial(addr, Duration::from_secs(10)).await;
+                });
+            }
+        }
+    }
+
+    fn resume_fetches(&self) -> Result<(), NodeError> {
+        for local in self.inner.store.locals()? {
+            if local.kind == LocalKind::Fetched && !local.complete {
+                tracing::info!(manifest = %local.manifest.short(), "resuming fetch");
+                let inner = self.inner.clone();
+                let handle = tokio::spawn(async move {
+                    if let Err(e) = fetch::fetch(&inner, local.manifest, &local.root, FetchOptions::default()).await {
+                        tracing::warn!(manifest = %local.manifest.short(), "resumed fetch failed: {e}");
+                    }
+                });
+                if let Ok(mut t) = self.tasks.lock() {
+                    t.push(handle);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Resolves a manifest id (64 hex) or `publisher/slug` to the newest known manifest id.
+    pub async fn resolve(&self, target: &str) -> Result<ContentId, NodeError> {
+        if let Ok(id) = target.parse::<ContentId>() {
+            return Ok(id);
+        }
+        let (publisher, slug) = parse_name(target)?;
+        let local = self.inner.store.resolve(&publisher, &slug)?;
+        let mut best = local;
+        let records = self.inner.net.get_record(name_key(&publisher, &slug)).await.unwrap_or_default();
+        for bytes in records {
+            if let Ok(r) = NameRecord::decode(&bytes) {
+                if r.body.publisher == publisher && r.body.slug == slug && best.is_none_or(|(v, _)| r.body.version > v) {
+                    best = Some((r.body.version, r.body.manifest));
+                }
+            }
+        }
+        best.map(|(_, id)| id).ok_or_else(|| NodeError::NotFound(format!("no dataset named {target} is known")))
+    }
+
+    /// Fetches dataset `target` (id or `publisher/slug`) into folder `root`.
+    pub async fn fetch(&self, target: &str, root: &Path, opts: FetchOptions) -> Result<FetchReport, NodeError> {
+        let id = match tokio::time::timeout(opts.timeout, self.resolve(target)).await {
+            Ok(r) => r?,
+            Err(_) => return Err(NodeError::NotFound(format!("timed out resolving {target}"))),
+        };
+        Ok(fetch::fetch(&self.inner, id, root, opts).await?)
+    }
+
+    /// Searches the catalog.
+    pub fn search(&self, query: &str, limit: usize) -> Result<Vec<Manifest>, NodeError> {
+        Ok(self.inner.store.search(query, limit)?)
+    }
+
+    /// A manifest from the catalog.
+    pub fn manifest(&self, id: &ContentId) -> Result<Option<Manifest>, NodeError> {
+        Ok(self.inner.store.manifest(id)?)
+    }
+
+    /// Stops the network and every background task.
+    pub async fn shutdown(&self) {
+        let _ = self.inner.net.send(Command::Shutdown).await;
+        let tasks = self.tasks.lock().map(|mut t| std::mem::take(&mut *t)).unwrap_or_default();
+        for t in tasks {
+            t.abort();
+            let _ = t.await;
+        }
+    }
+}
+
+/// Splits `publisher/slug`.
+pub fn parse_name(text: &str) -> Result<(PublisherKey, Slug), NodeError> {
+    let (p, s) = text
+        .split_once('/')
+        .ok_or_else(|| NodeError::Invalid(format!("{text:?} is neither a 64-hex manifest id nor PUBLISHER/NAME")))?;
+    let publisher = p.parse().map_err(|e| NodeError::Invalid(format!("bad publisher in {text:?}: {e}")))?;
+    let slug = s.parse().map_err(|e| NodeError::Invalid(format!("bad dataset name in {text:?}: {e}")))?;
+    Ok((publisher, slug))
+}
+
+/// A DHT record is accepted only if it is a valid name record stored under its own key.
+fn validate_name_record(key: &[u8], value: &[u8]) -> bool {
+    match NameRecord::decode(value) {
+        Ok(r) => r.key().to_multihash_bytes() == key,
+        Err(_) => false,
+    }
+}
+
+/// Handles events from the network task until it stops.
+async fn dispatch(inner: Arc<Inner>, mut events: mpsc::Receiver<NetEvent>) {
+    let inbound = Arc::new(Semaphore::new(MAX_INBOUND_IN_FLIGHT));
+    while let Some(event) = events.recv().await {
+        match event {
+            NetEvent::Manifest { bytes, source } => {
+                let store = inner.store.clone();
+                tokio::task::spawn_blocking(move || match Manifest::decode(&bytes) {
+                    Ok(m) => {
+                        if let Err(e) = store.put_manifest(&m) {
+                            tracing::warn!("cannot store manifest: {e}");
+                        }
+                    }
+                    Err(e) => tracing::debug!(%source, "dropping manifest: {e}"),
+                });
+            }
+            NetEvent::Inbound { peer, request, channel } => {
+                let net = inner.net.clone();
+                let Ok(permit) = inbound.clone().try_acquire_owned() else {
+                    let busy = TransferResponse::plain(Response::error(lien_protocol::wire::ErrorCode::Busy, "busy"));
+                    let _ = net.send(Command::Respond { slot: channel, response: busy }).await;
+                    continue;
+                };
+                let inner = inner.clone();
+                tokio::spawn(async move {
+                    let answer_inner = inner.clone();
+                    let response = tokio::task::spawn_blocking(move || crate::server::answer(&answer_inner.store, &answer_inner.stats, &peer, request, answer_inner.config.adversary_corrupt_chunks))
+                        .await
+                        .unwrap_or_else(|_| TransferResponse::plain(Response::error(lien_protocol::wire::ErrorCode::Internal, "internal error")));
+                    let _ = net.send(Command::Respond { slot: channel, response }).await;
+                    drop(permit);
+                });
+            }
+            NetEvent::Connected { peer, addr } => {
+                let store = inner.store.clone();
+                let shown = addr.clone().with_p2p(peer).map(|a| a.to_string()).unwrap_or_else(|a| a.to_string());
+                let peer_text = peer.to_string();
+                tokio::task::spawn_blocking(move || store.remember_peer(&peer_text, &[shown]));
+                tokio::spawn(sync_catalog(inner.clone(), peer));
+            }
+            NetEvent::NameRecord { .. } => {}
+        }
+    }
+}
+
+/// Pulls a peer's catalog page by page, keeping every valid manifest.
+async fn sync_catalog(inner: Arc<Inner>, peer: PeerId) {
+    let mut after = 0;
+    for _ in 0..MAX_CATALOG_PAGES {
+        let response = match inner.net.request(peer, Request::Catalog { after, limit: MAX_CATALOG_PAGE }).await {
+            Ok(r) => r.header,
+            Err(e) => {
+                tracing::debug!(%peer, "catalog sync stopped: {e}");
+                return;
+            }
+        };
+        let Response::Catalog { manifests, next, more } = response else { return };
+        let store = inner.store.clone();
+        let stored = tokio::task::spawn_blocking(move || {
+            for bytes in manifests {
+                match Manifest::decode(&bytes) {
+                    Ok(m) => {
+                        if let Err(e) = store.put_manifest(&m) {
+                            tracing::warn!("cannot store manifest: {e}");
+                            return false;
+                        }
+                    }
+                    Err(e) => tracing::info!(%peer, "peer's catalog holds an invalid manifest: {e}"),
+                }
+            }
+            true
+        })
+        .await;
+        if !matches!(stored, Ok(true)) || !more || next <= after {
+            return;
+        }
+        after = next;
+    }
+}

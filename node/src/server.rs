@@ -1,0 +1,107 @@
+//! Answers other peers' transfer requests from the store and from ordinary files on disk.
+//!
+//! Every chunk is verified against its chunk list right before it is sent, so a file edited
+//! after it was published in place (or damaged on disk) is never served as if it were whole.
+
+use libp2p::PeerId;
+use lien_protocol::wire::{ErrorCode, Request, Response, MAX_CATALOG_PAGE, MAX_CHUNKS_PAYLOAD};
+use lien_protocol::ChunkSize;
+
+use crate::chunks::{bit, chunk_list_key, load_chunk_list, mtime_ns, read_at};
+use crate::network::TransferResponse;
+use crate::stats::Stats;
+use crate::store::Store;
+
+fn err(code: ErrorCode, message: impl Into<String>) -> TransferResponse {
+    TransferResponse::plain(Response::error(code, message))
+}
+
+/// Computes the answer to `request` from `peer` (blocking: run it off the async threads).
+pub fn answer(store: &Store, stats: &Stats, peer: &PeerId, request: Request, corrupt: bool) -> TransferResponse {
+    match answer_inner(store, stats, peer, request) {
+        Ok(mut r) => {
+            if corrupt {
+                // Adversary mode (simulations and tests only): flip a bit of every chunk sent.
+                if let Some(b) = r.payload.first_mut() {
+                    *b ^= 1;
+                }
+            }
+            r
+        }
+        Err(e) => {
+            tracing::warn!(%peer, "failed to answer a request: {e}");
+            err(ErrorCode::Internal, "internal error")
+        }
+    }
+}
+
+fn answer_inner(store: &Store, stats: &Stats, peer: &PeerId, request: Request) -> Result<TransferResponse, Box<dyn std::error::Error>> {
+    Ok(match request {
+        Request::Manifest { id } => match store.manifest(&id)? {
+            Some(m) => TransferResponse::plain(Response::Manifest { bytes: m.bytes().to_vec() }),
+            None => err(ErrorCode::NotFound, format!("no manifest {id}")),
+        },
+        Request::FileList { id } => match store.blob(&id)? {
+            Some(bytes) => TransferResponse::plain(Response::FileList { bytes }),
+            None => err(ErrorCode::NotFound, format!("no file list {id}")),
+        },
+        Request::ChunkList { file } => match store.blob(&chunk_list_key(&file))? {
+            Some(bytes) => TransferResponse::plain(Response::ChunkList { bytes }),
+            None => err(ErrorCode::NotFound, format!("no chunk list for {file}")),
+        },
+        Request::Have { file } => match (store.file(&file)?, store.have(&file)?) {
+            (Some(rec), Some(bitmap)) => {
+                let count = ChunkSize::new(rec.chunk_size)?.count(rec.size);
+                TransferResponse::plain(Response::Have { count, bitmap })
+            }
+            _ => err(ErrorCode::NotFound, format!("no file {file}")),
+        },
+        Request::Chunks { file, first, count } => {
+            let Some(rec) = store.file(&file)? else {
+                return Ok(err(ErrorCode::NotFound, format!("no file {file}")));
+            };
+            let chunk_size = ChunkSize::new(rec.chunk_size)?;
+            let total = chunk_size.count(rec.size);
+            let end = first.saturating_add(u64::from(count));
+            if end > total || u64::from(count) * chunk_size.bytes() > MAX_CHUNKS_PAYLOAD {
+                return Ok(err(ErrorCode::BadRequest, "chunk range out of bounds or too large"));
+            }
+            if !rec.complete {
+                let bitmap = store.have(&file)?.unwrap_or_default();
+                if !(first..end).all(|i| bit(&bitmap, i)) {
+                    return Ok(err(ErrorCode::NotFound, "chunks not held"));
+                }
+            }
+            if rec.in_place {
+                let meta = std::fs::metadata(&rec.path)?;
+                if meta.len() != rec.size || Some(mtime_ns(&rec.path)?) != rec.mtime_ns {
+                    tracing::warn!(path = %rec.path.display(), "published file changed on disk; not serving it");
+                    return Ok(err(ErrorCode::NotFound, "file changed at its source"));
+                }
+            }
+            let list = load_chunk_list(store, &rec)?;
+            let (offset, _) = chunk_size.range(rec.size, first);
+            let (last_off, last_len) = chunk_size.range(rec.size, end - 1);
+            let payload = read_at(&rec.path, offset, last_off + last_len - offset)?;
+            for i in first..end {
+                let (o, l) = chunk_size.range(rec.size, i);
+                let start = (o - offset) as usize;
+                if let Err(e) = list.verify_chunk(i, &payload[start..start + l as usize]) {
+                    tracing::error!(path = %rec.path.display(), "stored data does not verify, not serving it: {e}");
+                    return Ok(err(ErrorCode::NotFound, "stored data failed verification"));
+                }
+            }
+            stats.served(&peer.to_string(), payload.len() as u64, u64::from(count));
+            let len = payload.len() as u64;
+            TransferResponse { header: Response::Chunks { first, count, len }, payload }
+        }
+        Request::Catalog { after, limit } => {
+            let (manifests, next, more) = store.catalog_page(after, limit.min(MAX_CATALOG_PAGE))?;
+            TransferResponse::plain(Response::Catalog {
+                manifests: manifests.into_iter().map(serde_bytes::ByteBuf::from).collect(),
+                next,
+                more,
+            })
+        }
+    })
+}

@@ -1,0 +1,246 @@
+//! Multi-node tests of lien-node: real nodes on 127.0.0.1, every wait bounded.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use lien_node::network::Command;
+use lien_node::{FetchOptions, PublishRequest};
+use lien_protocol::{ChunkSize, ContentId, Metadata};
+use lien_tests::{assert_same_tree, make_dataset, wait_for, TestNode};
+
+fn request(path: &std::path::Path, slug: &str, title: &str, chunk: u64) -> Result<PublishRequest> {
+    let mut metadata = Metadata::titled(title);
+    metadata.keywords = vec!["census".into(), "test".into()];
+    Ok(PublishRequest { path: path.into(), slug: slug.parse()?, metadata, in_place: false, chunk_size: ChunkSize::new(chunk)? })
+}
+
+fn quiet() -> Arc<dyn Fn(u64, u64) + Send + Sync> {
+    Arc::new(|_, _| {})
+}
+
+async fn has_manifest(n: &TestNode, id: ContentId) -> Result<bool> {
+    Ok(n.node.store().has_manifest(&id)?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_in_a_line_publish_find_and_fetch() -> Result<()> {
+    let a = TestNode::start(&[]).await?;
+    let b = TestNode::start(&[&a]).await?;
+    let c = TestNode::start(&[&b]).await?;
+    c.wait_peers(1).await?;
+    b.wait_peers(2).await?;
+    let src = tempfile::tempdir()?;
+    let data = make_dataset(src.path(), 1, &[("pop/2025.csv", 300_000), ("README.txt", 1_000), ("empty.txt", 0)])?;
+    let m = a.node.publish(request(&data, "census", "Population census 2025", 1 << 16)?, quiet()).await?;
+    // C learns of it through B (gossip or catalog sync) without knowing A.
+    wait_for("C to see the manifest", Duration::from_secs(30), || has_manifest(&c, m.id())).await?;
+    let hits = c.node.search("population", 10)?;
+    assert!(hits.iter().any(|h| h.id() == m.id()), "search did not find the dataset");
+
+    let out = tempfile::tempdir()?;
+    let report = c.node.fetch(&m.id().to_string(), &out.path().join("by-id"), FetchOptions::default()).await?;
+    assert_eq!(report.total_bytes, 301_000);
+    assert_same_tree(&data, &out.path().join("by-id"))?;
+    assert!(!report.per_peer.contains_key(&b.node.peer_id().to_string()), "B holds no data but served some");
+
+    let name = format!("{}/census", a.node.publisher());
+    c.node.fetch(&name, &out.path().join("by-name"), FetchOptions::default()).await?;
+    assert_same_tree(&data, &out.path().join("by-name"))?;
+    for n in [&a, &b, &c] {
+        n.node.shutdown().await;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn six_nodes_fetch_from_several_providers_and_survive_the_publisher_leaving() -> Result<()> {
+    let a = TestNode::start(&[]).await?;
+    let mut others = Vec::new();
+    for _ in 0..5 {
+        others.push(TestNode::start(&[&a]).await?);
+    }
+    a.wait_peers(5).await?;
+    let src = tempfile::tempdir()?;
+    let data = make_dataset(src.path(), 2, &[("big.bin", 6 << 20)])?;
+    let m = a.node.publish(request(&data, "big", "Big dataset", 1 << 16)?, quiet()).await?;
+    let id = m.id().to_string();
+    let outs: Vec<_> = (0..5).map(|_| tempfile::tempdir()).collect::<Result<_, _>>()?;
+    // Two nodes fetch first, so three providers exist.
+    for (n, out) in others.iter().zip(&outs).take(2) {
+        n.node.fetch(&id, out.path(), FetchOptions::default()).await?;
+    }
+    // The other three fetch at once.
+    let mut tasks = Vec::new();
+    for (n, out) in others.iter().zip(&outs).skip(2) {
+        let node = n.node.clone();
+        let (id, path) = (id.clone(), out.path().to_path_buf());
+        tasks.push(tokio::spawn(async move { node.fetch(&id, &path, FetchOptions::default()).await }));
+    }
+    let mut max_providers = 0;
+    for t in tasks {
+        let report = t.await??;
+        max_providers = max_providers.max(report.per_peer.len());
+    }
+    for out in &outs {
+        assert_same_tree(&data, out.path())?;
+    }
+    assert!(max_providers >= 2, "every fetch used a single provider");
+    // The publisher leaves; a fresh node still gets the dataset from the others.
+    a.node.shutdown().await;
+    let late = TestNode::start(&[&others[0], &others[1]]).await?;
+    let out = tempfile::tempdir()?;
+    let report = late.node.fetch(&id, out.path(), FetchOptions { timeout: Duration::from_secs(30), ..Default::default() }).await?;
+    assert_same_tree(&data, out.path())?;
+    assert!(!report.per_peer.contains_key(&a.node.peer_id().to_string()));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_chunks_are_detected_and_honest_peers_finish_the_fetch() -> Result<()> {
+    let a = TestNode::start(&[]).await?;
+    let evil = TestNode::start_with(&[&a], |c| c.adversary_corrupt_chunks = true).await?;
+    let src = tempfile::tempdir()?;
+    let data = make_dataset(src.path(), 3, &[("x.bin", 2 << 20)])?;
+    let m = a.node.publish(request(&data, "x", "X", 1 << 16)?, quiet()).await?;
+    let id = m.id().to_string();
+    // The adversary gets an honest copy first, then serves it corrupted.
+    evil.node.fetch(&id, tempfile::tempdir()?.path(), FetchOptions::default()).await?;
+    let victim = TestNode::start(&[&evil, &a]).await?;
+    victim.wait_peers(2).await?;
+    let out = tempfile::tempdir()?;
+    let report = victim.node.fetch(&id, out.path(), FetchOptions::default()).await?;
+    assert_same_tree(&data, out.path())?;
+    let evil_id = evil.node.peer_id().to_string();
+    assert!(!report.per_peer.contains_key(&evil_id), "bytes from the adversary were accepted");
+    assert!(victim.node.stats().chunks_rejected > 0 || !report.bad_peers.is_empty() || report.per_peer.len() == 1);
+    if victim.node.stats().chunks_rejected > 0 {
+        assert!(report.bad_peers.contains(&evil_id));
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_and_malformed_manifests_are_rejected_and_not_forwarded() -> Result<()> {
+    let a = TestNode::start(&[]).await?;
+    let b = TestNode::start(&[&a]).await?;
+    // C and the forger may hold one connection only (to B), so the DHT's own walks cannot
+    // link them directly and the only path from the forger to C goes through B.
+    let c = TestNode::start_with(&[&b], |cfg| cfg.max_connections = 1).await?;
+    b.wait_peers(2).await?;
+    // A valid manifest first, so the gossip mesh is known to work end to end.
+    let src = tempfile::tempdir()?;
+    let data = make_dataset(src.path(), 4, &[("a.csv", 10)])?;
+    let good = a.node.publish(request(&data, "good", "Good", 1 << 16)?, quiet()).await?;
+    wait_for("C to get the good manifest", Duration::from_secs(30), || has_manifest(&c, good.id())).await?;
+    // A forger joins through B only, and gossips a signed manifest with one byte of the title
+    // changed (so its signature breaks), then bytes that are no manifest at all.
+    let forger = TestNode::start_with(&[&b], |cfg| cfg.max_connections = 1).await?;
+    forger.wait_peers(1).await?;
+    let secret = lien_protocol::PublisherSecret::from_seed(&[42; 32]);
+    let entry = lien_protocol::FileEntry {
+        path: lien_protocol::RelPath::new("f.csv")?,
+        size: 1,
+        id: ContentId::of(b"x"),
+        chunk_size: ChunkSize::DEFAULT,
+        media_type: String::new(),
+    };
+    let body = lien_protocol::ManifestBody {
+        publisher: secret.public(),
+        slug: "forged".parse()?,
+        version: 1,
+        previous: None,
+        created: 0,
+        metadata: Metadata::titled("Forged title"),
+        files: lien_protocol::manifest::FileList::build(vec![entry])?.0,
+    };
+    let honest = lien_protocol::Manifest::sign(body, &secret)?;
+    let mut forged = honest.bytes().to_vec();
+    let pos = forged.windows(6).position(|w| w == b"Forged").context("title not found")?;
+    forged[pos] = b'X';
+    let forged_id = ContentId::of(&forged);
+    // Give the forger's gossip mesh a few heartbeats to include B.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    forger.node.network().send(Command::Announce { bytes: forged.clone() }).await?;
+    forger.node.network().send(Command::Announce { bytes: b"not a manifest at all".to_vec() }).await?;
+    wait_for("B to reject both", Duration::from_secs(20), || async { Ok(b.node.stats().gossip_rejected >= 2) }).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!has_manifest(&b, forged_id).await?);
+    assert!(!has_manifest(&c, forged_id).await?);
+    let c_peers: Vec<String> = c.node.peers().await?.into_iter().map(|p| p.peer_id).collect();
+    assert!(!c_peers.contains(&forger.node.peer_id().to_string()), "C connected to the forger directly");
+    assert_eq!(c.node.stats().gossip_rejected, 0, "B forwarded an invalid manifest to C");
+    assert_eq!(c.node.stats().gossip_accepted, 1, "C should have accepted exactly the good manifest");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_joiner_sees_the_whole_catalog() -> Result<()> {
+    let a = TestNode::start(&[]).await?;
+    let b = TestNode::start(&[&a]).await?;
+    b.wait_peers(1).await?;
+    let src = tempfile::tempdir()?;
+    let mut ids = Vec::new();
+    for i in 0..3u64 {
+        let data = make_dataset(src.path(), 10 + i, &[("f.txt", 100)])?;
+        ids.push(a.node.publish(request(&data, &format!("set-{i}"), &format!("Set {i}"), 1 << 16)?, quiet()).await?.id());
+    }
+    let late = TestNode::start(&[&b]).await?;
+    wait_for("the late joiner's catalog", Duration::from_secs(30), || async {
+        let mut all = true;
+        for id in &ids {
+            all &= late.node.store().has_manifest(id)?;
+        }
+        Ok(all)
+    })
+    .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_stopped_mid_fetch_resumes_without_refetching_verified_chunks() -> Result<()> {
+    let a = TestNode::start(&[]).await?;
+    let src = tempfile::tempdir()?;
+    let total = 96usize << 20;
+    let data = make_dataset(src.path(), 6, &[("large.bin", total)])?;
+    let m = a.node.publish(request(&data, "large", "Large", 1 << 20)?, quiet()).await?;
+    let id = m.id();
+    let home = tempfile::tempdir()?;
+    let mut config = lien_tests::test_config(home.path());
+    config.bootstrap = vec![a.addr.clone()];
+    let node = lien_node::Node::start(config.clone()).await?;
+    let out = tempfile::tempdir()?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let tx = std::sync::Mutex::new(Some(tx));
+    let progress = Arc::new(move |p: lien_node::FetchProgress| {
+        if p.done * 10 >= p.total * 6 {
+            if let Some(tx) = tx.lock().ok().and_then(|mut t| t.take()) {
+                let _ = tx.send(());
+            }
+        }
+    });
+    let fetching = {
+        let node = node.clone();
+        let root = out.path().to_path_buf();
+        tokio::spawn(async move { node.fetch(&id.to_string(), &root, FetchOptions { progress: Some(progress), ..Default::default() }).await })
+    };
+    tokio::time::timeout(Duration::from_secs(60), rx).await??;
+    // Stop the node abruptly: the fetch task is cancelled wherever it is.
+    fetching.abort();
+    let _ = fetching.await;
+    node.shutdown().await;
+    drop(node);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let node = lien_node::Node::start(config).await?;
+    wait_for("the resumed fetch", Duration::from_secs(60), || async {
+        Ok(node.store().local(&id)?.is_some_and(|l| l.complete))
+    })
+    .await?;
+    assert_same_tree(&data, out.path())?;
+    let refetched: u64 = node.stats().fetched.values().sum();
+    assert!(refetched <= (total as u64) - (32 << 20), "resumed fetch downloaded {refetched} of {total} bytes again");
+    assert!(!out.path().join("large.bin.lien-part").exists());
+    node.shutdown().await;
+    Ok(())
+}
