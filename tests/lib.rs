@@ -58,10 +58,8 @@ impl TestNode {
 
     /// Waits until the node has at least `n` connected peers.
     pub async fn wait_peers(&self, n: usize) -> Result<()> {
-        wait_for(&format!("{n} peers"), Duration::from_secs(20), || async {
-            Ok(self.node.peers().await?.len() >= n)
-        })
-        .await
+        wait_for(&format!("{n} peers"), Duration::from_secs(20), || async { Ok(self.node.peers().await?.len() >= n) })
+            .await
     }
 }
 

@@ -113,7 +113,8 @@ impl NodeConfig {
     pub fn load(home: &Path) -> Result<Self, ConfigError> {
         let path = home.join("lien.toml");
         let mut config = if path.exists() {
-            let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+            let text =
+                std::fs::read_to_string(&path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
             Self::parse(&text).map_err(|message| ConfigError::Parse { path: path.clone(), message })?
         } else {
             Self::default()

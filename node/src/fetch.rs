@@ -8,7 +8,7 @@
 //! what was not yet durable. A peer that sends bad data is never asked again; a peer that fails
 //! or vanishes costs a retry elsewhere.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -20,7 +20,7 @@ use libp2p::PeerId;
 use lien_protocol::chunk::hash_reader;
 use lien_protocol::manifest::FileList;
 use lien_protocol::wire::{ErrorCode, Request, Response};
-use lien_protocol::{ChunkList, ChunkSize, ContentId, FileEntry, Manifest};
+use lien_protocol::{ChunkList, ContentId, FileEntry, Manifest};
 
 use crate::chunks::{bit, chunk_list_key, write_at, ChunkListError};
 use crate::network::{NetError, NetworkHandle};
@@ -143,7 +143,9 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> FetchError + '_ {
     move |source| FetchError::Io { path: path.to_path_buf(), source }
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, FetchError> + Send + 'static) -> Result<T, FetchError> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, FetchError> + Send + 'static,
+) -> Result<T, FetchError> {
     tokio::task::spawn_blocking(f).await.map_err(|e| FetchError::Task(e.to_string()))?
 }
 
@@ -228,7 +230,12 @@ enum Outcome {
 }
 
 /// Fetches manifest `id` into `root`. See the module docs for the steps.
-pub(crate) async fn fetch(inner: &Arc<Inner>, id: ContentId, root: &Path, opts: FetchOptions) -> Result<FetchReport, FetchError> {
+pub(crate) async fn fetch(
+    inner: &Arc<Inner>,
+    id: ContentId,
+    root: &Path,
+    opts: FetchOptions,
+) -> Result<FetchReport, FetchError> {
     let net = &inner.net;
     let store = inner.store.clone();
     let deadline = Instant::now() + opts.timeout;
@@ -254,11 +261,12 @@ pub(crate) async fn fetch(inner: &Arc<Inner>, id: ContentId, root: &Path, opts: 
             match store.blob(&r.id)? {
                 Some(bytes) => FileList::decode_blob(&r, &bytes).map_err(|e| FetchError::Invalid(e.to_string()))?,
                 None => {
-                    let (files, bytes) = ask_any(net, id, "file list", Request::FileList { id: r.id }, deadline, |resp| match resp {
-                        Response::FileList { bytes } => FileList::decode_blob(&r, &bytes).ok().map(|f| (f, bytes)),
-                        _ => None,
-                    })
-                    .await?;
+                    let (files, bytes) =
+                        ask_any(net, id, "file list", Request::FileList { id: r.id }, deadline, |resp| match resp {
+                            Response::FileList { bytes } => FileList::decode_blob(&r, &bytes).ok().map(|f| (f, bytes)),
+                            _ => None,
+                        })
+                        .await?;
                     store.put_blob(&r.id, &bytes)?;
                     files
                 }
@@ -311,9 +319,9 @@ pub(crate) async fn fetch(inner: &Arc<Inner>, id: ContentId, root: &Path, opts: 
         }
     };
     report(done, 0);
-    for i in 0..jobs.len() {
-        if jobs[i].missing == 0 && jobs[i].file.is_some() {
-            finish_file(inner, &mut jobs[i]).await?;
+    for job in &mut jobs {
+        if job.missing == 0 && job.file.is_some() {
+            finish_file(inner, job).await?;
         }
     }
     while !queue.is_empty() || !inflight.is_empty() {
@@ -333,7 +341,8 @@ pub(crate) async fn fetch(inner: &Arc<Inner>, id: ContentId, root: &Path, opts: 
                 if let Some(pos) = pick {
                     let Some(unit) = queue.remove(pos) else { continue };
                     let job = &jobs[unit.file];
-                    let ask_have = job.list.as_ref().is_some_and(|l| l.chunk_count() > 1) && !state.have.contains_key(&unit.file);
+                    let ask_have =
+                        job.list.as_ref().is_some_and(|l| l.chunk_count() > 1) && !state.have.contains_key(&unit.file);
                     state.in_flight += 1;
                     assigned = true;
                     let fut = request_unit(net.clone(), *peer, unit, job.entry.id, ask_have);
@@ -381,7 +390,8 @@ pub(crate) async fn fetch(inner: &Arc<Inner>, id: ContentId, root: &Path, opts: 
                 let file = job.file.clone();
                 let entry = job.entry.clone();
                 let len = payload.len() as u64;
-                let ok = blocking(move || verify_and_write(list.as_ref(), file.as_deref(), &entry, unit, &payload)).await?;
+                let ok =
+                    blocking(move || verify_and_write(list.as_ref(), file.as_deref(), &entry, unit, &payload)).await?;
                 if !ok {
                     tracing::warn!(%peer, file = %jobs[unit.file].entry.path, "peer sent a chunk that does not verify; dropping it");
                     inner.stats.chunks_rejected.fetch_add(1, Ordering::Relaxed);
@@ -431,7 +441,14 @@ pub(crate) async fn fetch(inner: &Arc<Inner>, id: ContentId, root: &Path, opts: 
             finish_file(inner, job).await?;
         }
     }
-    store.put_local(&LocalDataset { manifest: id, root: root.clone(), kind: LocalKind::Fetched, pinned: false, complete: true, added: now_secs() })?;
+    store.put_local(&LocalDataset {
+        manifest: id,
+        root: root.clone(),
+        kind: LocalKind::Fetched,
+        pinned: false,
+        complete: true,
+        added: now_secs(),
+    })?;
     net.send(crate::network::Command::Provide { key: id }).await?;
     let bad_peers = peers.iter().filter(|(_, s)| s.bad).map(|(p, _)| p.to_string()).collect();
     Ok(FetchReport {
@@ -456,7 +473,13 @@ fn now_secs() -> u64 {
 }
 
 /// Sends a `Have` (when the peer's holdings are unknown) and then a `Chunks` request.
-async fn request_unit(net: NetworkHandle, peer: PeerId, unit: Unit, file: ContentId, ask_have: bool) -> (PeerId, Unit, Outcome) {
+async fn request_unit(
+    net: NetworkHandle,
+    peer: PeerId,
+    unit: Unit,
+    file: ContentId,
+    ask_have: bool,
+) -> (PeerId, Unit, Outcome) {
     let range = unit.first..unit.first + u64::from(unit.count);
     let mut have = None;
     if ask_have {
@@ -477,7 +500,9 @@ async fn request_unit(net: NetworkHandle, peer: PeerId, unit: Unit, file: Conten
     }
     let outcome = match net.request(peer, Request::Chunks { file, first: unit.first, count: unit.count }).await {
         Ok(r) => match r.header {
-            Response::Chunks { first, count, len } if first == unit.first && count == unit.count && len == r.payload.len() as u64 => {
+            Response::Chunks { first, count, len }
+                if first == unit.first && count == unit.count && len == r.payload.len() as u64 =>
+            {
                 Outcome::Data(r.payload, have)
             }
             Response::Error { code: ErrorCode::Busy, .. } => Outcome::Busy,
@@ -491,7 +516,13 @@ async fn request_unit(net: NetworkHandle, peer: PeerId, unit: Unit, file: Conten
 
 /// Verifies every chunk of `payload` and writes it at its offset. Returns false if any chunk
 /// does not verify (nothing is written then).
-fn verify_and_write(list: Option<&ChunkList>, file: Option<&File>, entry: &FileEntry, unit: Unit, payload: &[u8]) -> Result<bool, FetchError> {
+fn verify_and_write(
+    list: Option<&ChunkList>,
+    file: Option<&File>,
+    entry: &FileEntry,
+    unit: Unit,
+    payload: &[u8],
+) -> Result<bool, FetchError> {
     let (Some(list), Some(file)) = (list, file) else { return Ok(false) };
     let cs = entry.chunk_size;
     let (start, _) = cs.range(entry.size, unit.first);
@@ -536,7 +567,8 @@ async fn finish_file(inner: &Arc<Inner>, job: &mut FileJob) -> Result<(), FetchE
     let threads = inner.config.hash_threads();
     blocking(move || {
         let f = File::open(&part).map_err(io(&part))?;
-        let digest = hash_reader(std::io::BufReader::with_capacity(1 << 20, f), entry.chunk_size, threads, |_| {}).map_err(io(&part))?;
+        let digest = hash_reader(std::io::BufReader::with_capacity(1 << 20, f), entry.chunk_size, threads, |_| {})
+            .map_err(io(&part))?;
         if digest.id != entry.id {
             // Start this file over rather than ever exposing it.
             store.remove_file(&entry.id)?;
@@ -556,7 +588,11 @@ async fn finish_file(inner: &Arc<Inner>, job: &mut FileJob) -> Result<(), FetchE
 }
 
 /// Decides, per file, what is already here and what must be downloaded.
-fn prepare(store: &crate::store::Store, root: &Path, entries: Vec<FileEntry>) -> Result<(Vec<FileJob>, Vec<Unit>), FetchError> {
+fn prepare(
+    store: &crate::store::Store,
+    root: &Path,
+    entries: Vec<FileEntry>,
+) -> Result<(Vec<FileJob>, Vec<Unit>), FetchError> {
     let mut jobs = Vec::new();
     let mut queue = Vec::new();
     for (idx, entry) in entries.into_iter().enumerate() {
@@ -569,7 +605,16 @@ fn prepare(store: &crate::store::Store, root: &Path, entries: Vec<FileEntry>) ->
         if let Some(parent) = final_path.parent() {
             std::fs::create_dir_all(parent).map_err(io(parent))?;
         }
-        let mut job = FileJob { entry, final_path, part_path, list: None, file: None, missing: 0, unsynced: Vec::new(), unsynced_bytes: 0 };
+        let mut job = FileJob {
+            entry,
+            final_path,
+            part_path,
+            list: None,
+            file: None,
+            missing: 0,
+            unsynced: Vec::new(),
+            unsynced_bytes: 0,
+        };
         let existing = store.file(&job.entry.id)?;
         if let Some(rec) = existing.as_ref().filter(|r| r.complete) {
             let same_size = std::fs::metadata(&rec.path).map(|m| m.len() == rec.size).unwrap_or(false);
@@ -595,7 +640,8 @@ fn prepare(store: &crate::store::Store, root: &Path, entries: Vec<FileEntry>) ->
             jobs.push(job);
             continue;
         }
-        let resumable = existing.as_ref().is_some_and(|r| !r.complete && r.path == job.part_path) && job.part_path.exists();
+        let resumable =
+            existing.as_ref().is_some_and(|r| !r.complete && r.path == job.part_path) && job.part_path.exists();
         if !resumable {
             let f = File::create(&job.part_path).map_err(io(&job.part_path))?;
             f.set_len(job.entry.size).map_err(io(&job.part_path))?;
@@ -648,7 +694,5 @@ fn prepare(store: &crate::store::Store, root: &Path, entries: Vec<FileEntry>) ->
         }
         jobs.push(job);
     }
-    let _: HashSet<()> = HashSet::new();
-    let _ = ChunkSize::DEFAULT;
     Ok((jobs, queue))
 }

@@ -73,7 +73,8 @@ pub fn node_keypair(home: &Path) -> Result<libp2p::identity::Keypair, KeyFileErr
     let path = home.join(NODE_KEY_FILE);
     let seed = load_or_create_seed(&path)?;
     let mut bytes = *seed;
-    libp2p::identity::Keypair::ed25519_from_bytes(&mut bytes).map_err(|_| KeyFileError::Damaged(path.display().to_string()))
+    libp2p::identity::Keypair::ed25519_from_bytes(&mut bytes)
+        .map_err(|_| KeyFileError::Damaged(path.display().to_string()))
 }
 
 /// The publisher key from `home/publisher.key`, created if missing.

@@ -174,7 +174,11 @@ impl Node {
     }
 
     /// Publishes a file or folder: hash, sign, store, gossip, provide, name record.
-    pub async fn publish(&self, req: PublishRequest, progress: Arc<dyn Fn(u64, u64) + Send + Sync>) -> Result<Manifest, NodeError> {
+    pub async fn publish(
+        &self,
+        req: PublishRequest,
+        progress: Arc<dyn Fn(u64, u64) + Send + Sync>,
+    ) -> Result<Manifest, NodeError> {
         let inner = self.inner.clone();
         let manifest = tokio::task::spawn_blocking(move || {
             let data_dir = inner.config.data_dir();
@@ -252,7 +256,8 @@ impl Node {
         let records = self.inner.net.get_record(name_key(&publisher, &slug)).await.unwrap_or_default();
         for bytes in records {
             if let Ok(r) = NameRecord::decode(&bytes) {
-                if r.body.publisher == publisher && r.body.slug == slug && best.is_none_or(|(v, _)| r.body.version > v) {
+                if r.body.publisher == publisher && r.body.slug == slug && best.is_none_or(|(v, _)| r.body.version > v)
+                {
                     best = Some((r.body.version, r.body.manifest));
                 }
             }
@@ -334,9 +339,22 @@ async fn dispatch(inner: Arc<Inner>, mut events: mpsc::Receiver<NetEvent>) {
                 let inner = inner.clone();
                 tokio::spawn(async move {
                     let answer_inner = inner.clone();
-                    let response = tokio::task::spawn_blocking(move || crate::server::answer(&answer_inner.store, &answer_inner.stats, &peer, request, answer_inner.config.adversary_corrupt_chunks))
-                        .await
-                        .unwrap_or_else(|_| TransferResponse::plain(Response::error(lien_protocol::wire::ErrorCode::Internal, "internal error")));
+                    let response = tokio::task::spawn_blocking(move || {
+                        crate::server::answer(
+                            &answer_inner.store,
+                            &answer_inner.stats,
+                            &peer,
+                            request,
+                            answer_inner.config.adversary_corrupt_chunks,
+                        )
+                    })
+                    .await
+                    .unwrap_or_else(|_| {
+                        TransferResponse::plain(Response::error(
+                            lien_protocol::wire::ErrorCode::Internal,
+                            "internal error",
+                        ))
+                    });
                     let _ = net.send(Command::Respond { slot: channel, response }).await;
                     drop(permit);
                 });

@@ -64,8 +64,11 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PublishError + '_ {
 fn collect_files(root: &Path) -> Result<Vec<(RelPath, PathBuf)>, PublishError> {
     let meta = std::fs::metadata(root).map_err(io(root))?;
     if meta.is_file() {
-        let name = root.file_name().ok_or_else(|| PublishError::BadPath { path: root.into(), reason: "no file name".into() })?;
-        let rel = RelPath::from_path(Path::new(name)).map_err(|e| PublishError::BadPath { path: root.into(), reason: e.to_string() })?;
+        let name = root
+            .file_name()
+            .ok_or_else(|| PublishError::BadPath { path: root.into(), reason: "no file name".into() })?;
+        let rel = RelPath::from_path(Path::new(name))
+            .map_err(|e| PublishError::BadPath { path: root.into(), reason: e.to_string() })?;
         return Ok(vec![(rel, root.to_path_buf())]);
     }
     let mut out = Vec::new();
@@ -78,8 +81,11 @@ fn collect_files(root: &Path) -> Result<Vec<(RelPath, PathBuf)>, PublishError> {
             if kind.is_dir() {
                 stack.push(path);
             } else if kind.is_file() {
-                let rel_fs = path.strip_prefix(root).map_err(|e| PublishError::BadPath { path: path.clone(), reason: e.to_string() })?;
-                let rel = RelPath::from_path(rel_fs).map_err(|e| PublishError::BadPath { path: path.clone(), reason: e.to_string() })?;
+                let rel_fs = path
+                    .strip_prefix(root)
+                    .map_err(|e| PublishError::BadPath { path: path.clone(), reason: e.to_string() })?;
+                let rel = RelPath::from_path(rel_fs)
+                    .map_err(|e| PublishError::BadPath { path: path.clone(), reason: e.to_string() })?;
                 out.push((rel, path));
             } else {
                 tracing::warn!(path = %path.display(), "skipping: not a regular file");
@@ -150,8 +156,10 @@ pub fn prepare(
         };
         let mtime = mtime_ns(&source).map_err(io(&source))?;
         let file = std::fs::File::open(&source).map_err(io(&source))?;
-        let digest = hash_reader(std::io::BufReader::with_capacity(1 << 20, file), req.chunk_size, threads, |d| progress(done_before + d, total))
-            .map_err(io(&source))?;
+        let digest = hash_reader(std::io::BufReader::with_capacity(1 << 20, file), req.chunk_size, threads, |d| {
+            progress(done_before + d, total)
+        })
+        .map_err(io(&source))?;
         done_before += digest.size;
         entries.push(FileEntry {
             path: rel.clone(),

@@ -35,7 +35,12 @@ pub fn answer(store: &Store, stats: &Stats, peer: &PeerId, request: Request, cor
     }
 }
 
-fn answer_inner(store: &Store, stats: &Stats, peer: &PeerId, request: Request) -> Result<TransferResponse, Box<dyn std::error::Error>> {
+fn answer_inner(
+    store: &Store,
+    stats: &Stats,
+    peer: &PeerId,
+    request: Request,
+) -> Result<TransferResponse, Box<dyn std::error::Error>> {
     Ok(match request {
         Request::Manifest { id } => match store.manifest(&id)? {
             Some(m) => TransferResponse::plain(Response::Manifest { bytes: m.bytes().to_vec() }),

@@ -210,10 +210,7 @@ impl Reader<'_> {
 
     fn len(&self, arg: u64) -> Result<usize, CborError> {
         let remaining = self.bytes.len() - self.pos;
-        usize::try_from(arg)
-            .ok()
-            .filter(|&n| n <= remaining)
-            .ok_or(CborError::Truncated(self.pos))
+        usize::try_from(arg).ok().filter(|&n| n <= remaining).ok_or(CborError::Truncated(self.pos))
     }
 
     fn item(&mut self, depth: usize) -> Result<(), CborError> {
@@ -369,10 +366,7 @@ mod tests {
     #[test]
     fn oversized_input_rejected() {
         let bytes = to_canonical_vec(&sample()).unwrap();
-        assert_eq!(
-            from_canonical_slice::<Sample>(&bytes, 4),
-            Err(CborError::TooLarge { len: bytes.len(), limit: 4 })
-        );
+        assert_eq!(from_canonical_slice::<Sample>(&bytes, 4), Err(CborError::TooLarge { len: bytes.len(), limit: 4 }));
     }
 
     #[test]

@@ -153,10 +153,7 @@ mod tests {
     #[test]
     fn known_vector_of_empty_input() {
         // BLAKE3 of the empty input, as printed by `b3sum /dev/null`.
-        assert_eq!(
-            ContentId::of(b"").to_string(),
-            "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
-        );
+        assert_eq!(ContentId::of(b"").to_string(), "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262");
     }
 
     #[test]

@@ -49,9 +49,7 @@ pub struct PublisherKey(VerifyingKey);
 impl PublisherKey {
     /// Parses 32 raw bytes, rejecting bytes that are not a curve point.
     pub fn from_bytes(bytes: &[u8; PUBLIC_KEY_LEN]) -> Result<Self, KeyError> {
-        VerifyingKey::from_bytes(bytes)
-            .map(Self)
-            .map_err(|_| KeyError::BadKey)
+        VerifyingKey::from_bytes(bytes).map(Self).map_err(|_| KeyError::BadKey)
     }
 
     /// The 32 raw bytes.
@@ -67,9 +65,7 @@ impl PublisherKey {
     /// Verifies `signature` over `message` with strict rules (no malleable or small-order forms).
     pub fn verify(&self, message: &[u8], signature: &Signature) -> Result<(), KeyError> {
         let sig = ed25519_dalek::Signature::from_bytes(&signature.0);
-        self.0
-            .verify_strict(message, &sig)
-            .map_err(|_| KeyError::BadSignature)
+        self.0.verify_strict(message, &sig).map_err(|_| KeyError::BadSignature)
     }
 }
 
@@ -108,9 +104,8 @@ impl FromStr for PublisherKey {
         if !s.bytes().all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b)) {
             return Err(KeyError::BadText);
         }
-        let raw = data_encoding::BASE32_NOPAD
-            .decode(s.to_ascii_uppercase().as_bytes())
-            .map_err(|_| KeyError::BadText)?;
+        let raw =
+            data_encoding::BASE32_NOPAD.decode(s.to_ascii_uppercase().as_bytes()).map_err(|_| KeyError::BadText)?;
         let bytes: [u8; PUBLIC_KEY_LEN] = raw.try_into().map_err(|_| KeyError::BadText)?;
         let key = Self::from_bytes(&bytes)?;
         // Only the canonical text form is accepted (the last character carries spare bits).

@@ -38,10 +38,10 @@ pub enum ManifestError {
     /// Signing with a key that is not the body's publisher.
     #[error("signing key {signer} is not the manifest's publisher {publisher}")]
     WrongSigner {
-        /// The body's publisher.
-        publisher: PublisherKey,
-        /// The key used.
-        signer: PublisherKey,
+        /// The body's publisher (text form).
+        publisher: String,
+        /// The key used (text form).
+        signer: String,
     },
     /// Version numbers start at 1.
     #[error("version must be at least 1")]
@@ -254,7 +254,10 @@ impl Manifest {
     pub fn sign(body: ManifestBody, secret: &PublisherSecret) -> Result<Self, ManifestError> {
         body.validate()?;
         if secret.public() != body.publisher {
-            return Err(ManifestError::WrongSigner { publisher: body.publisher, signer: secret.public() });
+            return Err(ManifestError::WrongSigner {
+                publisher: body.publisher.to_string(),
+                signer: secret.public().to_string(),
+            });
         }
         let body_bytes = cbor::to_canonical_vec(&body)?;
         let signature = secret.sign(&signing_message(MANIFEST_DOMAIN, &body_bytes));

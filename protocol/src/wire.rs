@@ -235,10 +235,7 @@ mod tests {
 
     #[test]
     fn unknown_variant_rejected() {
-        let v = ciborium::Value::Map(vec![(
-            ciborium::Value::Text("format_disk".into()),
-            ciborium::Value::Map(vec![]),
-        )]);
+        let v = ciborium::Value::Map(vec![(ciborium::Value::Text("format_disk".into()), ciborium::Value::Map(vec![]))]);
         let bytes = cbor::to_canonical_vec(&v).unwrap();
         assert!(matches!(Request::decode(&bytes), Err(WireError::Encoding(CborError::UnknownField(_)))));
     }

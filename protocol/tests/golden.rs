@@ -3,12 +3,16 @@
 //! Another implementation of Lien can check itself against these files. Run with
 //! `LIEN_BLESS=1` to rewrite them after an intended format change (and say so in the commit).
 
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
 use std::path::{Path, PathBuf};
 
 use lien_protocol::chunk::hash_reader;
 use lien_protocol::manifest::FileList;
 use lien_protocol::name::NameRecord;
-use lien_protocol::{ChunkList, ChunkSize, ContentId, FileEntry, Manifest, ManifestBody, Metadata, PublisherSecret, RelPath};
+use lien_protocol::{
+    ChunkList, ChunkSize, ContentId, FileEntry, Manifest, ManifestBody, Metadata, PublisherSecret, RelPath,
+};
 
 fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
@@ -116,7 +120,8 @@ fn manifest_bytes_and_ids_match() {
         summary += &format!("file {} {} {} chunk-list {}\n", e.path, e.size, e.id, ContentId::of(&list));
         check(&format!("{}.chunks", e.path.as_str().replace('/', "_")), &list);
     }
-    let name = NameRecord::sign(&PublisherSecret::from_seed(&seed()), "golden-census".parse().unwrap(), 1, m.id()).unwrap();
+    let name =
+        NameRecord::sign(&PublisherSecret::from_seed(&seed()), "golden-census".parse().unwrap(), 1, m.id()).unwrap();
     let name_bytes = name.encode().unwrap();
     check("golden-census.name.cbor", &name_bytes);
     summary += &format!("name-key {}\nname-record {}\n", name.key(), ContentId::of(&name_bytes));

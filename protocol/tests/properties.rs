@@ -1,5 +1,7 @@
 //! Property tests: canonical encoding round-trips, and the decoder accepts only canonical bytes.
 
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
 use ciborium::Value;
 use lien_protocol::cbor::{from_canonical_slice, to_canonical_vec, validate};
 use lien_protocol::manifest::FileList;

@@ -12,7 +12,13 @@ use lien_tests::{assert_same_tree, make_dataset, wait_for, TestNode};
 fn request(path: &std::path::Path, slug: &str, title: &str, chunk: u64) -> Result<PublishRequest> {
     let mut metadata = Metadata::titled(title);
     metadata.keywords = vec!["census".into(), "test".into()];
-    Ok(PublishRequest { path: path.into(), slug: slug.parse()?, metadata, in_place: false, chunk_size: ChunkSize::new(chunk)? })
+    Ok(PublishRequest {
+        path: path.into(),
+        slug: slug.parse()?,
+        metadata,
+        in_place: false,
+        chunk_size: ChunkSize::new(chunk)?,
+    })
 }
 
 fn quiet() -> Arc<dyn Fn(u64, u64) + Send + Sync> {
@@ -90,7 +96,10 @@ async fn six_nodes_fetch_from_several_providers_and_survive_the_publisher_leavin
     a.node.shutdown().await;
     let late = TestNode::start(&[&others[0], &others[1]]).await?;
     let out = tempfile::tempdir()?;
-    let report = late.node.fetch(&id, out.path(), FetchOptions { timeout: Duration::from_secs(30), ..Default::default() }).await?;
+    let report = late
+        .node
+        .fetch(&id, out.path(), FetchOptions { timeout: Duration::from_secs(30), ..Default::default() })
+        .await?;
     assert_same_tree(&data, out.path())?;
     assert!(!report.per_peer.contains_key(&a.node.peer_id().to_string()));
     Ok(())
@@ -183,7 +192,9 @@ async fn a_late_joiner_sees_the_whole_catalog() -> Result<()> {
     let mut ids = Vec::new();
     for i in 0..3u64 {
         let data = make_dataset(src.path(), 10 + i, &[("f.txt", 100)])?;
-        ids.push(a.node.publish(request(&data, &format!("set-{i}"), &format!("Set {i}"), 1 << 16)?, quiet()).await?.id());
+        ids.push(
+            a.node.publish(request(&data, &format!("set-{i}"), &format!("Set {i}"), 1 << 16)?, quiet()).await?.id(),
+        );
     }
     let late = TestNode::start(&[&b]).await?;
     wait_for("the late joiner's catalog", Duration::from_secs(30), || async {
@@ -222,7 +233,9 @@ async fn a_node_stopped_mid_fetch_resumes_without_refetching_verified_chunks() -
     let fetching = {
         let node = node.clone();
         let root = out.path().to_path_buf();
-        tokio::spawn(async move { node.fetch(&id.to_string(), &root, FetchOptions { progress: Some(progress), ..Default::default() }).await })
+        tokio::spawn(async move {
+            node.fetch(&id.to_string(), &root, FetchOptions { progress: Some(progress), ..Default::default() }).await
+        })
     };
     tokio::time::timeout(Duration::from_secs(60), rx).await??;
     // Stop the node abruptly: the fetch task is cancelled wherever it is.

@@ -64,7 +64,8 @@ impl Behaviour {
                 .with_max_pending_incoming(Some(config.max_connections / 2 + 1)),
         );
         let identify = identify::Behaviour::new(
-            identify::Config::new(names.identify.clone(), key.public()).with_agent_version(format!("lien/{}", env!("CARGO_PKG_VERSION"))),
+            identify::Config::new(names.identify.clone(), key.public())
+                .with_agent_version(format!("lien/{}", env!("CARGO_PKG_VERSION"))),
         );
         let ping = ping::Behaviour::new(ping::Config::new());
 
@@ -75,7 +76,12 @@ impl Behaviour {
         kad_config.set_parallelism(NonZeroUsize::new(3).unwrap_or(NonZeroUsize::MIN));
         let store = kad::store::MemoryStore::with_config(
             peer_id,
-            kad::store::MemoryStoreConfig { max_records: 100_000, max_provided_keys: 200_000, max_providers_per_key: 64, ..Default::default() },
+            kad::store::MemoryStoreConfig {
+                max_records: 100_000,
+                max_provided_keys: 200_000,
+                max_providers_per_key: 64,
+                ..Default::default()
+            },
         );
         let mut kad = kad::Behaviour::with_config(peer_id, store, kad_config);
         // Loopback and private networks never confirm an external address, which would leave the
@@ -86,14 +92,14 @@ impl Behaviour {
             .validation_mode(gossipsub::ValidationMode::Strict)
             .validate_messages()
             .max_transmit_size(lien_protocol::manifest::MAX_MANIFEST_LEN + 1024)
-            .message_id_fn(|m: &gossipsub::Message| gossipsub::MessageId::from(blake3::hash(&m.data).as_bytes().to_vec()))
+            .message_id_fn(|m: &gossipsub::Message| {
+                gossipsub::MessageId::from(blake3::hash(&m.data).as_bytes().to_vec())
+            })
             .heartbeat_interval(Duration::from_millis(700))
             .build()
             .map_err(|e| e.to_string())?;
         let mut gossip = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), gossip_config)?;
-        gossip
-            .with_peer_score(gossip_score_params(&names.topic), gossip_thresholds())
-            .map_err(|e| e.to_string())?;
+        gossip.with_peer_score(gossip_score_params(&names.topic), gossip_thresholds()).map_err(|e| e.to_string())?;
 
         let transfer = request_response::Behaviour::with_codec(
             TransferCodec,

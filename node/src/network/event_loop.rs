@@ -14,7 +14,9 @@ use libp2p::{gossipsub, identify, noise, tcp, yamux, Multiaddr, PeerId, Swarm};
 use tokio::sync::{mpsc, oneshot};
 
 use super::behaviour::{Behaviour, BehaviourEvent, WireNames};
-use super::{peer_id_of, Command, NetError, NetEvent, NetworkHandle, NetworkSetup, PeerInfo, ResponseSlot, TransferResponse};
+use super::{
+    peer_id_of, Command, NetError, NetEvent, NetworkHandle, NetworkSetup, PeerInfo, ResponseSlot, TransferResponse,
+};
 use crate::config::NodeConfig;
 
 /// Capacity of the command channel.
@@ -37,7 +39,8 @@ pub fn spawn(
         .map_err(|e| NetError::Setup(e.to_string()))?
         .with_quic()
         .with_behaviour(|key| {
-            Behaviour::new(key, &behaviour_config, &names_for_behaviour).map_err(Box::<dyn std::error::Error + Send + Sync>::from)
+            Behaviour::new(key, &behaviour_config, &names_for_behaviour)
+                .map_err(Box::<dyn std::error::Error + Send + Sync>::from)
         })
         .map_err(|e| NetError::Setup(e.to_string()))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
@@ -82,6 +85,9 @@ fn yamux_config() -> yamux::Config {
     yamux::Config::default()
 }
 
+/// Values found so far by a DHT record query, and where to send them.
+type PendingRecords = (Vec<Vec<u8>>, oneshot::Sender<Vec<Vec<u8>>>);
+
 struct EventLoop {
     swarm: Swarm<Behaviour>,
     commands: mpsc::Receiver<Command>,
@@ -91,7 +97,7 @@ struct EventLoop {
     pending_dials: HashMap<PeerId, Vec<oneshot::Sender<Result<PeerId, NetError>>>>,
     pending_requests: HashMap<OutboundRequestId, oneshot::Sender<Result<TransferResponse, NetError>>>,
     pending_providers: HashMap<QueryId, (HashSet<PeerId>, oneshot::Sender<Vec<PeerId>>)>,
-    pending_records: HashMap<QueryId, (Vec<Vec<u8>>, oneshot::Sender<Vec<Vec<u8>>>)>,
+    pending_records: HashMap<QueryId, PendingRecords>,
     agents: HashMap<PeerId, String>,
 }
 
@@ -118,7 +124,10 @@ impl EventLoop {
         match cmd {
             Command::Dial { addr, reply } => {
                 let Some(peer) = peer_id_of(&addr) else {
-                    let _ = reply.send(Err(NetError::Dial { addr: addr.to_string(), reason: "address does not end in /p2p/<peer id>".into() }));
+                    let _ = reply.send(Err(NetError::Dial {
+                        addr: addr.to_string(),
+                        reason: "address does not end in /p2p/<peer id>".into(),
+                    }));
                     return;
                 };
                 if swarm.is_connected(&peer) {
@@ -177,7 +186,11 @@ impl EventLoop {
                 let _ = reply.send(
                     peers
                         .into_keys()
-                        .map(|p| PeerInfo { peer_id: p.to_string(), addrs: Vec::new(), agent: self.agents.get(&p).cloned() })
+                        .map(|p| PeerInfo {
+                            peer_id: p.to_string(),
+                            addrs: Vec::new(),
+                            agent: self.agents.get(&p).cloned(),
+                        })
                         .collect(),
                 );
             }
@@ -228,10 +241,19 @@ impl EventLoop {
                 }
                 self.agents.insert(peer_id, info.agent_version);
             }
-            SwarmEvent::Behaviour(BehaviourEvent::Gossip(gossipsub::Event::Message { propagation_source, message_id, message })) => {
+            SwarmEvent::Behaviour(BehaviourEvent::Gossip(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            })) => {
                 let ok = (self.setup.validate_manifest)(&message.data);
-                let acceptance = if ok { gossipsub::MessageAcceptance::Accept } else { gossipsub::MessageAcceptance::Reject };
-                self.swarm.behaviour_mut().gossip.report_message_validation_result(&message_id, &propagation_source, acceptance);
+                let acceptance =
+                    if ok { gossipsub::MessageAcceptance::Accept } else { gossipsub::MessageAcceptance::Reject };
+                self.swarm.behaviour_mut().gossip.report_message_validation_result(
+                    &message_id,
+                    &propagation_source,
+                    acceptance,
+                );
                 if ok {
                     self.emit(NetEvent::Manifest { bytes: message.data, source: propagation_source }).await;
                 } else {
@@ -279,11 +301,7 @@ impl EventLoop {
                         self.finish_providers(id);
                     }
                 }
-                QueryResult::GetProviders(_) => {
-                    if step.last {
-                        self.finish_providers(id);
-                    }
-                }
+                QueryResult::GetProviders(_) if step.last => self.finish_providers(id),
                 QueryResult::GetRecord(Ok(GetRecordOk::FoundRecord(found))) => {
                     if (self.setup.validate_record)(found.record.key.as_ref(), &found.record.value) {
                         if let Some((values, _)) = self.pending_records.get_mut(&id) {
@@ -294,11 +312,7 @@ impl EventLoop {
                         self.finish_records(id);
                     }
                 }
-                QueryResult::GetRecord(_) => {
-                    if step.last {
-                        self.finish_records(id);
-                    }
-                }
+                QueryResult::GetRecord(_) if step.last => self.finish_records(id),
                 _ => {}
             },
             kad::Event::InboundRequest { request } => match request {
