@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 
 use lien_node::store::{FileRecord, LocalDataset, LocalKind, Store, StoreError};
 use lien_protocol::{
-    ChunkSize, ContentId, FileEntry, FileList, Manifest, ManifestBody, Metadata, PublisherSecret,
-    RelPath,
+    ChunkSize, ContentId, FileEntry, FileList, Manifest, ManifestBody, Metadata, PublisherSecret, RelPath,
 };
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -19,13 +18,7 @@ fn secret(seed: u8) -> PublisherSecret {
     PublisherSecret::from_seed(&[seed; 32])
 }
 
-fn manifest(
-    secret: &PublisherSecret,
-    slug: &str,
-    version: u64,
-    title: &str,
-    keywords: &[&str],
-) -> Manifest {
+fn manifest(secret: &PublisherSecret, slug: &str, version: u64, title: &str, keywords: &[&str]) -> Manifest {
     let entry = FileEntry {
         path: RelPath::new("data.csv").unwrap(),
         size: 1000 + version,
@@ -75,9 +68,7 @@ fn ids(list: &[Manifest]) -> Vec<ContentId> {
 fn store_manifest_round_trip_and_catalog_paging() -> TestResult {
     let (_dir, store) = open_temp();
     let s = secret(1);
-    let all: Vec<Manifest> = (0..5)
-        .map(|i| manifest(&s, &format!("set-{i}"), 1, "Title", &[]))
-        .collect();
+    let all: Vec<Manifest> = (0..5).map(|i| manifest(&s, &format!("set-{i}"), 1, "Title", &[])).collect();
     assert_eq!(store.manifest_count()?, 0);
     assert_eq!(store.catalog_page(0, 10)?, (vec![], 0, false));
     for m in &all {
@@ -91,12 +82,7 @@ fn store_manifest_round_trip_and_catalog_paging() -> TestResult {
     assert_eq!(store.manifest(&all[3].id())?, Some(all[3].clone()));
     assert_eq!(store.manifest(&ContentId::of(b"nothing"))?, None);
 
-    let bytes = |r: std::ops::Range<usize>| {
-        all[r]
-            .iter()
-            .map(|m| m.bytes().to_vec())
-            .collect::<Vec<_>>()
-    };
+    let bytes = |r: std::ops::Range<usize>| all[r].iter().map(|m| m.bytes().to_vec()).collect::<Vec<_>>();
     assert_eq!(store.catalog_page(0, 2)?, (bytes(0..2), 2, true));
     assert_eq!(store.catalog_page(2, 2)?, (bytes(2..4), 4, true));
     assert_eq!(store.catalog_page(4, 2)?, (bytes(4..5), 5, false));
@@ -118,19 +104,13 @@ fn store_names_never_roll_back() -> TestResult {
     assert!(store.put_manifest(&v2)?);
     assert!(store.put_manifest(&v1)?); // an old version replayed later
     assert_eq!(store.resolve(&s.public(), &slug)?, Some((2, v2.id())));
-    assert_eq!(
-        store.versions(&s.public(), &slug)?,
-        vec![(1, v1.id()), (2, v2.id())]
-    );
+    assert_eq!(store.versions(&s.public(), &slug)?, vec![(1, v1.id()), (2, v2.id())]);
 
     // Another manifest claiming the same version does not replace the first one heard.
     let v2b = manifest(&s, "census", 2, "Census (again)", &[]);
     assert!(store.put_manifest(&v2b)?);
     assert_eq!(store.resolve(&s.public(), &slug)?, Some((2, v2.id())));
-    assert_eq!(
-        store.versions(&s.public(), &slug)?,
-        vec![(1, v1.id()), (2, v2.id())]
-    );
+    assert_eq!(store.versions(&s.public(), &slug)?, vec![(1, v1.id()), (2, v2.id())]);
 
     let v3 = manifest(&s, "census", 3, "Census", &[]);
     assert!(store.put_manifest(&v3)?);
@@ -141,10 +121,7 @@ fn store_names_never_roll_back() -> TestResult {
     let other = manifest(&s, "census2", 7, "Census", &[]);
     store.put_manifest(&other)?;
     assert_eq!(store.versions(&s.public(), &slug)?.len(), 3);
-    assert_eq!(
-        store.resolve(&s.public(), &"census2".parse()?)?,
-        Some((7, other.id()))
-    );
+    assert_eq!(store.resolve(&s.public(), &"census2".parse()?)?, Some((7, other.id())));
     assert_eq!(store.resolve(&secret(3).public(), &slug)?, None);
     assert_eq!(store.versions(&secret(3).public(), &slug)?, vec![]);
     Ok(())
@@ -155,46 +132,19 @@ fn store_search_words_prefixes_and_publishers() -> TestResult {
     let (_dir, store) = open_temp();
     let a = secret(4);
     let b = secret(5);
-    let census1 = manifest(
-        &a,
-        "population",
-        1,
-        "Population Census 2025",
-        &["demography"],
-    );
-    let census2 = manifest(
-        &a,
-        "population",
-        2,
-        "Population Census 2025",
-        &["demography", "Dân-số"],
-    );
-    let rice = manifest(
-        &b,
-        "rice-harvest",
-        1,
-        "Rice harvest",
-        &["agriculture", "census"],
-    );
+    let census1 = manifest(&a, "population", 1, "Population Census 2025", &["demography"]);
+    let census2 = manifest(&a, "population", 2, "Population Census 2025", &["demography", "Dân-số"]);
+    let rice = manifest(&b, "rice-harvest", 1, "Rice harvest", &["agriculture", "census"]);
     let roads = manifest(&b, "roads", 1, "Road network", &["transport"]);
     for m in [&census1, &rice, &census2, &roads] {
         store.put_manifest(m)?;
     }
 
     // The newest matching version of each name first (most recently heard first), then older ones.
-    assert_eq!(
-        ids(&store.search("census", 10)?),
-        vec![census2.id(), rice.id(), census1.id()]
-    );
-    assert_eq!(
-        ids(&store.search("CENSUS", 2)?),
-        vec![census2.id(), rice.id()]
-    );
+    assert_eq!(ids(&store.search("census", 10)?), vec![census2.id(), rice.id(), census1.id()]);
+    assert_eq!(ids(&store.search("CENSUS", 2)?), vec![census2.id(), rice.id()]);
     // Prefix match, AND semantics.
-    assert_eq!(
-        ids(&store.search("popul", 10)?),
-        vec![census2.id(), census1.id()]
-    );
+    assert_eq!(ids(&store.search("popul", 10)?), vec![census2.id(), census1.id()]);
     assert_eq!(ids(&store.search("cen agri", 10)?), vec![rice.id()]);
     assert_eq!(ids(&store.search("population rice", 10)?), vec![]);
     assert_eq!(ids(&store.search("zebra", 10)?), vec![]);
@@ -203,19 +153,10 @@ fn store_search_words_prefixes_and_publishers() -> TestResult {
     assert_eq!(ids(&store.search("harvest", 10)?), vec![rice.id()]);
     let key_b = b.public().to_string();
     assert_eq!(ids(&store.search(&key_b, 10)?), vec![roads.id(), rice.id()]);
-    assert_eq!(
-        ids(&store.search(&key_b[..12], 10)?),
-        vec![roads.id(), rice.id()]
-    );
-    assert_eq!(
-        ids(&store.search(&format!("{key_b}/roads"), 10)?),
-        vec![roads.id()]
-    );
+    assert_eq!(ids(&store.search(&key_b[..12], 10)?), vec![roads.id(), rice.id()]);
+    assert_eq!(ids(&store.search(&format!("{key_b}/roads"), 10)?), vec![roads.id()]);
     // An empty query: most recently heard first.
-    assert_eq!(
-        ids(&store.search("", 3)?),
-        vec![roads.id(), census2.id(), rice.id()]
-    );
+    assert_eq!(ids(&store.search("", 3)?), vec![roads.id(), census2.id(), rice.id()]);
     assert_eq!(ids(&store.search("  -- ", 10)?).len(), 4);
     assert_eq!(store.search("census", 0)?, vec![]);
     Ok(())
@@ -234,38 +175,25 @@ fn store_blobs_files_and_chunk_bitmaps() -> TestResult {
     rec.size += 1;
     assert_eq!(store.file(&rec.id)?, None);
     assert_eq!(store.have(&rec.id)?, None);
-    assert!(
-        matches!(store.mark_chunks(&rec.id, &[0]), Err(StoreError::UnknownFile(id)) if id == rec.id)
-    );
+    assert!(matches!(store.mark_chunks(&rec.id, &[0]), Err(StoreError::UnknownFile(id)) if id == rec.id));
     store.put_file(&rec)?;
     assert_eq!(store.file(&rec.id)?, Some(rec.clone()));
     assert_eq!(store.have(&rec.id)?, Some(vec![0, 0, 0]));
     store.mark_chunks(&rec.id, &[0, 9, 20])?;
     store.mark_chunks(&rec.id, &[9, 1])?;
     store.mark_chunks(&rec.id, &[])?;
-    assert_eq!(
-        store.have(&rec.id)?,
-        Some(vec![0b0000_0011, 0b0000_0010, 0b0001_0000])
-    );
+    assert_eq!(store.have(&rec.id)?, Some(vec![0b0000_0011, 0b0000_0010, 0b0001_0000]));
     // An out-of-range index rejects the whole batch.
     assert!(matches!(
         store.mark_chunks(&rec.id, &[2, 21]),
-        Err(StoreError::ChunkOutOfRange {
-            index: 21,
-            count: 21,
-            ..
-        })
+        Err(StoreError::ChunkOutOfRange { index: 21, count: 21, .. })
     ));
-    assert_eq!(
-        store.have(&rec.id)?,
-        Some(vec![0b0000_0011, 0b0000_0010, 0b0001_0000])
-    );
-    // Re-putting the same record keeps the bitmap.
+    assert_eq!(store.have(&rec.id)?, Some(vec![0b0000_0011, 0b0000_0010, 0b0001_0000]));
+    // Putting the record again (e.g. over a recreated partial file) starts from no chunks.
     store.put_file(&rec)?;
-    assert_eq!(
-        store.have(&rec.id)?,
-        Some(vec![0b0000_0011, 0b0000_0010, 0b0001_0000])
-    );
+    assert_eq!(store.have(&rec.id)?, Some(vec![0, 0, 0]));
+    store.mark_chunks(&rec.id, &[0, 1, 9, 20])?;
+    assert_eq!(store.have(&rec.id)?, Some(vec![0b0000_0011, 0b0000_0010, 0b0001_0000]));
 
     store.set_file_complete(&rec.id, Path::new("/data/final.csv"))?;
     let done = store.file(&rec.id)?.unwrap();
@@ -290,16 +218,10 @@ fn store_blobs_files_and_chunk_bitmaps() -> TestResult {
     let empty = file_record(b"", 0, "/tmp/empty");
     store.put_file(&empty)?;
     assert_eq!(store.have(&empty.id)?, Some(vec![]));
-    assert!(matches!(
-        store.mark_chunks(&empty.id, &[0]),
-        Err(StoreError::ChunkOutOfRange { count: 0, .. })
-    ));
+    assert!(matches!(store.mark_chunks(&empty.id, &[0]), Err(StoreError::ChunkOutOfRange { count: 0, .. })));
     let mut bad = file_record(b"bad", 1, "/tmp/bad");
     bad.chunk_size = 0;
-    assert!(matches!(
-        store.put_file(&bad),
-        Err(StoreError::InvalidRecord(_))
-    ));
+    assert!(matches!(store.put_file(&bad), Err(StoreError::InvalidRecord(_))));
 
     store.remove_file(&rec.id)?;
     assert_eq!(store.file(&rec.id)?, None);
@@ -307,10 +229,7 @@ fn store_blobs_files_and_chunk_bitmaps() -> TestResult {
     store.remove_file(&rec.id)?; // removing twice is fine
                                  // A new record under the same id starts with an empty bitmap.
     let partial = file_record(b"file", 3, "/tmp/p2");
-    store.put_file(&FileRecord {
-        id: rec.id,
-        ..partial.clone()
-    })?;
+    store.put_file(&FileRecord { id: rec.id, ..partial.clone() })?;
     assert_eq!(store.have(&rec.id)?, Some(vec![0]));
     Ok(())
 }
@@ -343,30 +262,18 @@ fn store_locals_and_peers() -> TestResult {
     assert_eq!(store.locals()?, vec![second]);
 
     assert_eq!(store.known_peers(10)?, vec![]);
-    let addrs = |s: &str| {
-        vec![
-            format!("/ip4/10.0.0.{s}/tcp/4001"),
-            format!("/ip4/10.0.0.{s}/udp/4001/quic-v1"),
-        ]
-    };
+    let addrs = |s: &str| vec![format!("/ip4/10.0.0.{s}/tcp/4001"), format!("/ip4/10.0.0.{s}/udp/4001/quic-v1")];
     store.remember_peer("peer-a", &addrs("1"))?;
     store.remember_peer("peer-b", &addrs("2"))?;
     store.remember_peer("peer-c", &addrs("3"))?;
     store.remember_peer("peer-a", &addrs("9"))?;
     assert_eq!(
         store.known_peers(10)?,
-        vec![
-            ("peer-a".into(), addrs("9")),
-            ("peer-c".into(), addrs("3")),
-            ("peer-b".into(), addrs("2"))
-        ]
+        vec![("peer-a".into(), addrs("9")), ("peer-c".into(), addrs("3")), ("peer-b".into(), addrs("2"))]
     );
     assert_eq!(store.known_peers(1)?, vec![("peer-a".into(), addrs("9"))]);
     store.remember_peer("peer-b", &[])?;
-    assert_eq!(
-        store.known_peers(2)?,
-        vec![("peer-b".into(), vec![]), ("peer-a".into(), addrs("9"))]
-    );
+    assert_eq!(store.known_peers(2)?, vec![("peer-b".into(), vec![]), ("peer-a".into(), addrs("9"))]);
     Ok(())
 }
 
@@ -391,25 +298,16 @@ fn store_survives_reopen() -> TestResult {
     let store = Store::open(&path)?;
     assert_eq!(store.path(), path.as_path());
     assert_eq!(store.manifest(&m.id())?, Some(m.clone()));
-    assert_eq!(
-        store.resolve(&s.public(), &"kept".parse()?)?,
-        Some((4, m.id()))
-    );
+    assert_eq!(store.resolve(&s.public(), &"kept".parse()?)?, Some((4, m.id())));
     assert_eq!(ids(&store.search("dura", 5)?), vec![m.id()]);
     assert_eq!(store.blob(&ContentId::of(b"b"))?, Some(b"b".to_vec()));
     assert_eq!(store.file(&rec.id)?, Some(rec.clone()));
     assert_eq!(store.have(&rec.id)?, Some(vec![0b0000_0010, 0b0000_0001]));
-    assert_eq!(
-        store.known_peers(5)?,
-        vec![("peer".into(), vec!["/ip4/1.2.3.4/tcp/1".into()])]
-    );
+    assert_eq!(store.known_peers(5)?, vec![("peer".into(), vec!["/ip4/1.2.3.4/tcp/1".into()])]);
     // The next manifest continues the catalog sequence.
     let m2 = manifest(&s, "kept", 5, "Kept", &[]);
     store.put_manifest(&m2)?;
-    assert_eq!(
-        store.catalog_page(1, 10)?,
-        (vec![m2.bytes().to_vec()], 2, false)
-    );
+    assert_eq!(store.catalog_page(1, 10)?, (vec![m2.bytes().to_vec()], 2, false));
     Ok(())
 }
 
@@ -441,9 +339,7 @@ fn store_crash_child() {
         store.mark_chunks(&file, &[i]).unwrap();
         writeln!(out, "marked {i}").unwrap();
         out.flush().unwrap();
-        store
-            .put_manifest(&manifest(&s, CRASH_SLUG, i + 1, "Crash", &["loop"]))
-            .unwrap();
+        store.put_manifest(&manifest(&s, CRASH_SLUG, i + 1, "Crash", &["loop"])).unwrap();
         writeln!(out, "manifest {i}").unwrap();
         out.flush().unwrap();
     }
@@ -458,12 +354,7 @@ fn store_crash_leaves_committed_writes() -> TestResult {
         store.put_file(&crash_file())?;
     }
     let mut child = Command::new(std::env::current_exe()?)
-        .args([
-            "store_crash_child",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(["store_crash_child", "--exact", "--nocapture", "--test-threads=1"])
         .env(CRASH_ENV, &path)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -493,9 +384,7 @@ fn store_crash_leaves_committed_writes() -> TestResult {
                 let _ = child.wait();
                 let mut err = String::new();
                 let _ = stderr.read_to_string(&mut err);
-                return Err(
-                    format!("child never committed; stdout {lines:?}, stderr {err}").into(),
-                );
+                return Err(format!("child never committed; stdout {lines:?}, stderr {err}").into());
             }
         }
     }
@@ -504,48 +393,26 @@ fn store_crash_leaves_committed_writes() -> TestResult {
     let status = child.wait()?;
     reader.join().map_err(|_| "reader thread panicked")?;
     lines.extend(rx.try_iter());
-    assert!(
-        !status.success(),
-        "the child should have been killed mid-loop"
-    );
+    assert!(!status.success(), "the child should have been killed mid-loop");
 
     let last = |prefix: &str| -> Option<u64> {
-        lines
-            .iter()
-            .filter_map(|l| l.strip_prefix(prefix))
-            .filter_map(|n| n.parse().ok())
-            .max()
+        lines.iter().filter_map(|l| l.strip_prefix(prefix)).filter_map(|n| n.parse().ok()).max()
     };
     let marked = last("marked ").ok_or("no mark reported")?;
     let manifests = last("manifest ").map_or(0, |i| i + 1);
-    assert!(
-        marked >= 1 || manifests >= 1,
-        "the child made almost no progress: {lines:?}"
-    );
+    assert!(marked >= 1 || manifests >= 1, "the child made almost no progress: {lines:?}");
 
     let store = Store::open(&path)?;
     println!("child reported marks 0..={marked} and {manifests} manifests before SIGKILL");
     let bitmap = store.have(&crash_file().id)?.ok_or("file record lost")?;
-    let set: Vec<u64> = (0..CRASH_CHUNKS)
-        .filter(|&i| bitmap[(i / 8) as usize] & (1 << (i % 8)) != 0)
-        .collect();
+    let set: Vec<u64> = (0..CRASH_CHUNKS).filter(|&i| bitmap[(i / 8) as usize] & (1 << (i % 8)) != 0).collect();
     // Every reported mark survived; at most one more (committed but not yet reported) exists.
     let n = set.len() as u64;
-    assert!(
-        n == marked + 1 || n == marked + 2,
-        "{n} bits set, last reported mark {marked}"
-    );
-    assert_eq!(
-        set,
-        (0..n).collect::<Vec<_>>(),
-        "set bits must be exactly the committed prefix"
-    );
+    assert!(n == marked + 1 || n == marked + 2, "{n} bits set, last reported mark {marked}");
+    assert_eq!(set, (0..n).collect::<Vec<_>>(), "set bits must be exactly the committed prefix");
     // Likewise for manifests, and the name points at the highest committed version.
     let count = store.manifest_count()?;
-    assert!(
-        count == manifests || count == manifests + 1,
-        "{count} manifests, {manifests} reported"
-    );
+    assert!(count == manifests || count == manifests + 1, "{count} manifests, {manifests} reported");
     let s = secret(7);
     let slug = CRASH_SLUG.parse()?;
     if count > 0 {

@@ -1,6 +1,6 @@
 //! The node's metadata store: one redb database file holding everything the node remembers.
 //!
-//! Tables (all defined in [`tables`], names versioned `-v1`; see `docs/storage.md`):
+//! Tables (all defined in `tables.rs`, names versioned `-v1`; see `docs/storage.md`):
 //!
 //! | table           | key                               | value                                        |
 //! |-----------------|-----------------------------------|----------------------------------------------|
@@ -35,16 +35,11 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use lien_protocol::{ChunkSize, ContentId, Manifest, PublisherKey, Slug};
-use redb::{
-    Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata,
-    WriteTransaction,
-};
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use tables::{
-    BLOBS, CATALOG, FILES, HAVE, LOCALS, MANIFESTS, META, NAMES, PEERS, PEERS_SEEN, VERSIONS, WORDS,
-};
+use tables::{BLOBS, CATALOG, FILES, HAVE, LOCALS, MANIFESTS, META, NAMES, PEERS, PEERS_SEEN, VERSIONS, WORDS};
 
 /// Layout version of a store created by this code (kept in `meta-v1` under `"schema"`).
 pub const SCHEMA_VERSION: u64 = 1;
@@ -225,9 +220,7 @@ impl Store {
                 None => {
                     meta.insert("schema", SCHEMA_VERSION).db()?;
                 }
-                Some(v) if v > SCHEMA_VERSION => {
-                    return Err(StoreError::UnsupportedSchema { found: v })
-                }
+                Some(v) if v > SCHEMA_VERSION => return Err(StoreError::UnsupportedSchema { found: v }),
                 Some(_) => {}
             }
             txn.open_table(MANIFESTS).db()?;
@@ -243,10 +236,7 @@ impl Store {
             txn.open_table(PEERS_SEEN).db()?;
         }
         txn.commit().db()?;
-        Ok(Store {
-            db: Arc::new(db),
-            path: Arc::new(path.to_owned()),
-        })
+        Ok(Store { db: Arc::new(db), path: Arc::new(path.to_owned()) })
     }
 
     /// The database file's path.
@@ -289,12 +279,7 @@ impl Store {
                 Some((k, _)) => k.value().saturating_add(1),
                 None => 1,
             };
-            manifests
-                .insert(
-                    id.as_bytes(),
-                    (seq, body.version, name.as_slice(), m.bytes()),
-                )
-                .db()?;
+            manifests.insert(id.as_bytes(), (seq, body.version, name.as_slice(), m.bytes())).db()?;
             catalog.insert(seq, id.as_bytes()).db()?;
 
             let mut words = txn.open_table(WORDS).db()?;
@@ -311,9 +296,7 @@ impl Store {
             let mut names = txn.open_table(NAMES).db()?;
             let current = names.get(name.as_slice()).db()?.map(|v| v.value().0);
             if current.is_none_or(|v| body.version > v) {
-                names
-                    .insert(name.as_slice(), (body.version, id.as_bytes()))
-                    .db()?;
+                names.insert(name.as_slice(), (body.version, id.as_bytes())).db()?;
             }
         }
         txn.commit().db()?;
@@ -339,11 +322,7 @@ impl Store {
 
     /// Manifests with sequence > `after`, ascending, at most `limit`: (their bytes, next cursor =
     /// last sequence returned or `after`, whether more follow).
-    pub fn catalog_page(
-        &self,
-        after: u64,
-        limit: u32,
-    ) -> Result<(Vec<Vec<u8>>, u64, bool), StoreError> {
+    pub fn catalog_page(&self, after: u64, limit: u32) -> Result<(Vec<Vec<u8>>, u64, bool), StoreError> {
         use std::ops::Bound::{Excluded, Unbounded};
         let txn = self.read()?;
         let catalog = txn.open_table(CATALOG).db()?;
@@ -357,13 +336,10 @@ impl Store {
                 more = true;
                 break;
             }
-            let row = manifests
-                .get(id.value())
-                .db()?
-                .ok_or_else(|| StoreError::Corrupt {
-                    table: "catalog-v1",
-                    detail: format!("sequence {} names a missing manifest", seq.value()),
-                })?;
+            let row = manifests.get(id.value()).db()?.ok_or_else(|| StoreError::Corrupt {
+                table: "catalog-v1",
+                detail: format!("sequence {} names a missing manifest", seq.value()),
+            })?;
             out.push(row.value().3.to_vec());
             cursor = seq.value();
         }
@@ -377,11 +353,7 @@ impl Store {
     }
 
     /// Newest (version, manifest id) recorded for publisher/slug.
-    pub fn resolve(
-        &self,
-        publisher: &PublisherKey,
-        slug: &Slug,
-    ) -> Result<Option<(u64, ContentId)>, StoreError> {
+    pub fn resolve(&self, publisher: &PublisherKey, slug: &Slug) -> Result<Option<(u64, ContentId)>, StoreError> {
         let name = name_key(publisher, slug);
         let txn = self.read()?;
         let names = txn.open_table(NAMES).db()?;
@@ -393,19 +365,12 @@ impl Store {
     }
 
     /// All known versions of publisher/slug, ascending by version.
-    pub fn versions(
-        &self,
-        publisher: &PublisherKey,
-        slug: &Slug,
-    ) -> Result<Vec<(u64, ContentId)>, StoreError> {
+    pub fn versions(&self, publisher: &PublisherKey, slug: &Slug) -> Result<Vec<(u64, ContentId)>, StoreError> {
         let name = name_key(publisher, slug);
         let txn = self.read()?;
         let versions = txn.open_table(VERSIONS).db()?;
         let mut out = Vec::new();
-        for entry in versions
-            .range((name.as_slice(), 0u64)..=(name.as_slice(), u64::MAX))
-            .db()?
-        {
+        for entry in versions.range((name.as_slice(), 0u64)..=(name.as_slice(), u64::MAX)).db()? {
             let (key, id) = entry.db()?;
             out.push((key.value().1, ContentId::from_bytes(*id.value())));
         }
@@ -428,13 +393,10 @@ impl Store {
                     break;
                 }
                 let (seq, id) = entry.db()?;
-                let row = manifests
-                    .get(id.value())
-                    .db()?
-                    .ok_or_else(|| StoreError::Corrupt {
-                        table: "catalog-v1",
-                        detail: format!("sequence {} names a missing manifest", seq.value()),
-                    })?;
+                let row = manifests.get(id.value()).db()?.ok_or_else(|| StoreError::Corrupt {
+                    table: "catalog-v1",
+                    detail: format!("sequence {} names a missing manifest", seq.value()),
+                })?;
                 out.push(decode_manifest(row.value().3)?);
             }
             return Ok(out);
@@ -448,19 +410,12 @@ impl Store {
         let mut by_name: BTreeMap<Vec<u8>, Vec<Hit>> = BTreeMap::new();
         for id in &ids {
             let Some(row) = manifests.get(id).db()? else {
-                return Err(StoreError::Corrupt {
-                    table: "words-v1",
-                    detail: "word of a missing manifest".into(),
-                });
+                return Err(StoreError::Corrupt { table: "words-v1", detail: "word of a missing manifest".into() });
             };
             let (seq, version, name, _) = row.value();
-            by_name
-                .entry(name.to_vec())
-                .or_default()
-                .push((version, seq, *id));
+            by_name.entry(name.to_vec()).or_default().push((version, seq, *id));
         }
-        let mut ranked: Vec<(usize, std::cmp::Reverse<u64>, [u8; 32])> =
-            Vec::with_capacity(ids.len());
+        let mut ranked: Vec<(usize, std::cmp::Reverse<u64>, [u8; 32])> = Vec::with_capacity(ids.len());
         for mut group in by_name.into_values() {
             group.sort_by(|a, b| b.cmp(a));
             for (rank, (_, seq, id)) in group.into_iter().enumerate() {
@@ -482,10 +437,7 @@ impl Store {
     /// Stores a blob (a file-list blob or a chunk list) under its id; replaces any previous one.
     pub fn put_blob(&self, id: &ContentId, bytes: &[u8]) -> Result<(), StoreError> {
         let txn = self.write()?;
-        txn.open_table(BLOBS)
-            .db()?
-            .insert(id.as_bytes(), bytes)
-            .db()?;
+        txn.open_table(BLOBS).db()?.insert(id.as_bytes(), bytes).db()?;
         txn.commit().db()
     }
 
@@ -501,24 +453,16 @@ impl Store {
 
     /// Inserts or replaces the record of a file (by `rec.id`).
     ///
-    /// A complete record, or one whose size or chunk size changed, drops the chunk bitmap.
+    /// Any chunk bitmap of a previous record is dropped: the bytes behind a new record (often a
+    /// freshly created partial file) are not known to hold any chunk, so a partial record starts
+    /// with no chunk marked. Resuming a download means keeping the record, not putting it again.
     pub fn put_file(&self, rec: &FileRecord) -> Result<(), StoreError> {
-        ChunkSize::new(rec.chunk_size)
-            .map_err(|e| StoreError::InvalidRecord(format!("file {}: {e}", rec.id)))?;
+        ChunkSize::new(rec.chunk_size).map_err(|e| StoreError::InvalidRecord(format!("file {}: {e}", rec.id)))?;
         let bytes = to_cbor(rec)?;
         let txn = self.write()?;
         {
-            let mut files = txn.open_table(FILES).db()?;
-            let old = match files.get(rec.id.as_bytes()).db()? {
-                Some(v) => Some(from_cbor::<FileRecord>("files-v1", v.value())?),
-                None => None,
-            };
-            let layout_changed =
-                old.is_some_and(|o| o.size != rec.size || o.chunk_size != rec.chunk_size);
-            if rec.complete || layout_changed {
-                txn.open_table(HAVE).db()?.remove(rec.id.as_bytes()).db()?;
-            }
-            files.insert(rec.id.as_bytes(), bytes.as_slice()).db()?;
+            txn.open_table(HAVE).db()?.remove(rec.id.as_bytes()).db()?;
+            txn.open_table(FILES).db()?.insert(rec.id.as_bytes(), bytes.as_slice()).db()?;
         }
         txn.commit().db()
     }
@@ -543,11 +487,7 @@ impl Store {
             };
             let count = rec.chunk_count();
             if let Some(&index) = indices.iter().find(|&&i| i >= count) {
-                return Err(StoreError::ChunkOutOfRange {
-                    file: *file,
-                    index,
-                    count,
-                });
+                return Err(StoreError::ChunkOutOfRange { file: *file, index, count });
             }
             if rec.complete || indices.is_empty() {
                 drop(files);
@@ -628,10 +568,7 @@ impl Store {
     pub fn put_local(&self, d: &LocalDataset) -> Result<(), StoreError> {
         let bytes = to_cbor(d)?;
         let txn = self.write()?;
-        txn.open_table(LOCALS)
-            .db()?
-            .insert(d.manifest.as_bytes(), bytes.as_slice())
-            .db()?;
+        txn.open_table(LOCALS).db()?.insert(d.manifest.as_bytes(), bytes.as_slice()).db()?;
         txn.commit().db()
     }
 
@@ -659,10 +596,7 @@ impl Store {
     /// Forgets a local dataset (nothing happens if it is unknown).
     pub fn remove_local(&self, manifest: &ContentId) -> Result<(), StoreError> {
         let txn = self.write()?;
-        txn.open_table(LOCALS)
-            .db()?
-            .remove(manifest.as_bytes())
-            .db()?;
+        txn.open_table(LOCALS).db()?.remove(manifest.as_bytes()).db()?;
         txn.commit().db()
     }
 
@@ -671,10 +605,7 @@ impl Store {
     /// Remembers a peer seen now with these addresses (replacing the ones recorded). Beyond
     /// [`MAX_PEERS`], the least recently seen peers are forgotten.
     pub fn remember_peer(&self, peer: &str, addrs: &[String]) -> Result<(), StoreError> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let txn = self.write()?;
         {
             let mut peers = txn.open_table(PEERS).db()?;
@@ -690,11 +621,7 @@ impl Store {
                 Some((k, _)) => k.value().saturating_add(1),
                 None => 1,
             };
-            let row = PeerRow {
-                last_seen: now,
-                serial,
-                addrs: addrs.to_vec(),
-            };
+            let row = PeerRow { last_seen: now, serial, addrs: addrs.to_vec() };
             peers.insert(peer, to_cbor(&row)?.as_slice()).db()?;
             seen.insert(serial, peer).db()?;
             // Bounded: each pass removes one entry and the table exceeds the cap by at most one
@@ -740,10 +667,7 @@ fn name_key(publisher: &PublisherKey, slug: &Slug) -> Vec<u8> {
 }
 
 fn decode_manifest(bytes: &[u8]) -> Result<Manifest, StoreError> {
-    Manifest::decode(bytes).map_err(|e| StoreError::Corrupt {
-        table: "manifests-v1",
-        detail: e.to_string(),
-    })
+    Manifest::decode(bytes).map_err(|e| StoreError::Corrupt { table: "manifests-v1", detail: e.to_string() })
 }
 
 fn to_cbor<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
@@ -753,17 +677,13 @@ fn to_cbor<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
 }
 
 fn from_cbor<T: DeserializeOwned>(table: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
-    ciborium::from_reader(bytes).map_err(|e| StoreError::Corrupt {
-        table,
-        detail: e.to_string(),
-    })
+    ciborium::from_reader(bytes).map_err(|e| StoreError::Corrupt { table, detail: e.to_string() })
 }
 
 /// Bytes in the bitmap of `count` chunks.
 fn bitmap_len(count: u64) -> Result<usize, StoreError> {
-    usize::try_from(count.div_ceil(8)).map_err(|_| {
-        StoreError::InvalidRecord(format!("{count} chunks do not fit a bitmap in memory"))
-    })
+    usize::try_from(count.div_ceil(8))
+        .map_err(|_| StoreError::InvalidRecord(format!("{count} chunks do not fit a bitmap in memory")))
 }
 
 /// A bitmap of `len` bytes with the first `count` bits set.
@@ -796,10 +716,7 @@ mod path_serde {
         }
         match path.to_str() {
             Some(text) => s.serialize_str(text),
-            None => Err(serde::ser::Error::custom(format!(
-                "path {} is not valid UTF-8",
-                path.display()
-            ))),
+            None => Err(serde::ser::Error::custom(format!("path {} is not valid UTF-8", path.display()))),
         }
     }
 
@@ -845,9 +762,7 @@ mod path_serde {
         }
         #[cfg(not(unix))]
         {
-            String::from_utf8(bytes)
-                .map(PathBuf::from)
-                .map_err(|_| E::custom("path is not valid UTF-8"))
+            String::from_utf8(bytes).map(PathBuf::from).map_err(|_| E::custom("path is not valid UTF-8"))
         }
     }
 }

@@ -15,9 +15,7 @@ use crate::store::tables::Id;
 
 /// Splits `text` into lowercased alphanumeric words, the way metadata words are cut.
 pub(crate) fn tokens(text: &str) -> impl Iterator<Item = String> + '_ {
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
+    text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase)
 }
 
 /// Every word `m` is indexed under: its metadata words, its publisher key's text and its slug
