@@ -305,11 +305,16 @@ pub fn parse_name(text: &str) -> Result<(PublisherKey, Slug), NodeError> {
     Ok((publisher, slug))
 }
 
-/// A DHT record is accepted only if it is a valid name record stored under its own key.
-fn validate_name_record(key: &[u8], value: &[u8]) -> bool {
-    match NameRecord::decode(value) {
-        Ok(r) => r.key().to_multihash_bytes() == key,
-        Err(_) => false,
+/// A DHT record is accepted only if it is a valid name record stored under its own key, with a
+/// higher version than the record already held (a replayed old record cannot roll a name back).
+fn validate_name_record(key: &[u8], value: &[u8], existing: Option<&[u8]>) -> bool {
+    let Ok(r) = NameRecord::decode(value) else { return false };
+    if r.key().to_multihash_bytes() != key {
+        return false;
+    }
+    match existing.and_then(|e| NameRecord::decode(e).ok()) {
+        Some(old) => r.body.version > old.body.version,
+        None => true,
     }
 }
 
@@ -403,5 +408,38 @@ async fn sync_catalog(inner: Arc<Inner>, peer: PeerId) {
             return;
         }
         after = next;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn name_records_only_move_forward() {
+        let secret = PublisherSecret::from_seed(&[5; 32]);
+        let slug: Slug = "census".parse().unwrap();
+        let v1 = NameRecord::sign(&secret, slug.clone(), 1, ContentId::of(b"1")).unwrap();
+        let v2 = NameRecord::sign(&secret, slug.clone(), 2, ContentId::of(b"2")).unwrap();
+        let key = v1.key().to_multihash_bytes();
+        let (b1, b2) = (v1.encode().unwrap(), v2.encode().unwrap());
+        assert!(validate_name_record(&key, &b1, None));
+        assert!(validate_name_record(&key, &b2, Some(&b1)));
+        assert!(!validate_name_record(&key, &b1, Some(&b2)), "replayed old version accepted");
+        assert!(!validate_name_record(&key, &b2, Some(&b2)));
+        assert!(!validate_name_record(&ContentId::of(b"other").to_multihash_bytes(), &b1, None), "wrong key accepted");
+        let mut forged = b2.clone();
+        let last = forged.len() - 1;
+        forged[last] ^= 1;
+        assert!(!validate_name_record(&key, &forged, None), "bad signature accepted");
+    }
+
+    #[test]
+    fn names_parse_with_clear_errors() {
+        let key = PublisherSecret::from_seed(&[5; 32]).public();
+        assert!(parse_name(&format!("{key}/census")).is_ok());
+        assert!(parse_name("census").unwrap_err().to_string().contains("PUBLISHER/NAME"));
+        assert!(parse_name(&format!("{key}/Bad Slug")).unwrap_err().to_string().contains("dataset name"));
+        assert!(parse_name("abc/census").unwrap_err().to_string().contains("publisher"));
     }
 }

@@ -257,3 +257,31 @@ async fn a_node_stopped_mid_fetch_resumes_without_refetching_verified_chunks() -
     node.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_version_links_the_previous_and_names_resolve_to_the_newest() -> Result<()> {
+    let a = TestNode::start(&[]).await?;
+    let b = TestNode::start(&[&a]).await?;
+    b.wait_peers(1).await?;
+    let src = tempfile::tempdir()?;
+    let v1_data = make_dataset(src.path(), 20, &[("data.csv", 1000)])?;
+    let v1 = a.node.publish(request(&v1_data, "budget", "Budget", 1 << 16)?, quiet()).await?;
+    let v2_data = make_dataset(src.path(), 21, &[("data.csv", 2000)])?;
+    let v2 = a.node.publish(request(&v2_data, "budget", "Budget", 1 << 16)?, quiet()).await?;
+    assert_eq!(v1.body().version, 1);
+    assert_eq!(v2.body().version, 2);
+    assert_eq!(v2.body().previous, Some(v1.id()));
+    wait_for("B to hear both versions", Duration::from_secs(30), || async {
+        Ok(has_manifest(&b, v1.id()).await? && has_manifest(&b, v2.id()).await?)
+    })
+    .await?;
+    let name = format!("{}/budget", a.node.publisher());
+    assert_eq!(b.node.resolve(&name).await?, v2.id());
+    // Hearing version 1 again (a replay) does not roll the name back.
+    b.node.store().put_manifest(&v1)?;
+    assert_eq!(b.node.resolve(&name).await?, v2.id());
+    let out = tempfile::tempdir()?;
+    b.node.fetch(&name, out.path(), FetchOptions::default()).await?;
+    assert_same_tree(&v2_data, out.path())?;
+    Ok(())
+}

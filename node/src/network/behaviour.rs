@@ -74,6 +74,8 @@ impl Behaviour {
         kad_config.set_record_filtering(kad::StoreInserts::FilterBoth);
         kad_config.set_max_packet_size(64 * 1024);
         kad_config.set_parallelism(NonZeroUsize::new(3).unwrap_or(NonZeroUsize::MIN));
+        let reprovide = (config.reprovide_secs > 0).then(|| Duration::from_secs(config.reprovide_secs));
+        kad_config.set_provider_publication_interval(reprovide);
         let store = kad::store::MemoryStore::with_config(
             peer_id,
             kad::store::MemoryStoreConfig {

@@ -303,7 +303,7 @@ impl EventLoop {
                 }
                 QueryResult::GetProviders(_) if step.last => self.finish_providers(id),
                 QueryResult::GetRecord(Ok(GetRecordOk::FoundRecord(found))) => {
-                    if (self.setup.validate_record)(found.record.key.as_ref(), &found.record.value) {
+                    if (self.setup.validate_record)(found.record.key.as_ref(), &found.record.value, None) {
                         if let Some((values, _)) = self.pending_records.get_mut(&id) {
                             values.push(found.record.value);
                         }
@@ -317,7 +317,8 @@ impl EventLoop {
             },
             kad::Event::InboundRequest { request } => match request {
                 kad::InboundRequest::PutRecord { record: Some(record), .. } => {
-                    if (self.setup.validate_record)(record.key.as_ref(), &record.value) {
+                    let existing = self.swarm.behaviour_mut().kad.store_mut().get(&record.key).map(|r| r.value.clone());
+                    if (self.setup.validate_record)(record.key.as_ref(), &record.value, existing.as_deref()) {
                         let value = record.value.clone();
                         if let Err(e) = self.swarm.behaviour_mut().kad.store_mut().put(record) {
                             tracing::debug!("dht store full: {e}");

@@ -98,8 +98,9 @@ impl std::fmt::Debug for ResponseSlot {
 
 /// Validates a gossiped manifest before it is forwarded. Returns true to accept.
 pub type ManifestValidator = std::sync::Arc<dyn Fn(&[u8]) -> bool + Send + Sync>;
-/// Validates a DHT name record (key, value) before it is stored. Returns true to accept.
-pub type RecordValidator = std::sync::Arc<dyn Fn(&[u8], &[u8]) -> bool + Send + Sync>;
+/// Validates a DHT name record (key, new value, value already stored) before it is stored.
+/// Returns true to accept.
+pub type RecordValidator = std::sync::Arc<dyn Fn(&[u8], &[u8], Option<&[u8]>) -> bool + Send + Sync>;
 
 /// Work for the network task.
 #[derive(Debug)]
