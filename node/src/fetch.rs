@@ -204,6 +204,8 @@ struct FileJob {
     missing: usize,
     unsynced: Vec<u64>,
     unsynced_bytes: u64,
+    /// Another file of this dataset with the same content, copied once that one is complete.
+    copy_of: Option<usize>,
 }
 
 /// A range of consecutive chunks of one file.
@@ -441,6 +443,15 @@ pub(crate) async fn fetch(
             finish_file(inner, job).await?;
         }
     }
+    let copies: Vec<(PathBuf, PathBuf)> =
+        jobs.iter().filter_map(|j| j.copy_of.map(|k| (jobs[k].final_path.clone(), j.final_path.clone()))).collect();
+    blocking(move || {
+        for (from, to) in copies {
+            std::fs::copy(&from, &to).map_err(io(&to))?;
+        }
+        Ok(())
+    })
+    .await?;
     store.put_local(&LocalDataset {
         manifest: id,
         root: root.clone(),
@@ -614,7 +625,14 @@ fn prepare(
             missing: 0,
             unsynced: Vec::new(),
             unsynced_bytes: 0,
+            copy_of: None,
         };
+        // The same content twice in one dataset is downloaded once, then copied.
+        if let Some(first) = jobs.iter().position(|j: &FileJob| j.entry.id == job.entry.id && j.entry.size > 0) {
+            job.copy_of = Some(first);
+            jobs.push(job);
+            continue;
+        }
         let existing = store.file(&job.entry.id)?;
         if let Some(rec) = existing.as_ref().filter(|r| r.complete) {
             let same_size = std::fs::metadata(&rec.path).map(|m| m.len() == rec.size).unwrap_or(false);

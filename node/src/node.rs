@@ -71,6 +71,8 @@ pub(crate) struct Inner {
     pub(crate) net: NetworkHandle,
     pub(crate) secret: PublisherSecret,
     pub(crate) stats: Arc<Stats>,
+    /// One lock per dataset being fetched, so a resumed fetch and a new `get` never interleave.
+    pub(crate) fetch_locks: std::sync::Mutex<std::collections::HashMap<ContentId, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// A running Lien node. Cheap to clone; call [`Node::shutdown`] to stop it.
@@ -112,7 +114,7 @@ impl Node {
             validate_record: Arc::new(validate_name_record),
         };
         let (net, net_task) = network::spawn(&config, setup, events_tx)?;
-        let inner = Arc::new(Inner { config, store, net, secret, stats });
+        let inner = Arc::new(Inner { config, store, net, secret, stats, fetch_locks: Default::default() });
         let dispatcher = tokio::spawn(dispatch(inner.clone(), events_rx));
         let node = Node { inner, tasks: Arc::new(std::sync::Mutex::new(vec![net_task, dispatcher])) };
         node.reconnect_known_peers().await;

@@ -37,7 +37,13 @@ async fn three_nodes_in_a_line_publish_find_and_fetch() -> Result<()> {
     c.wait_peers(1).await?;
     b.wait_peers(2).await?;
     let src = tempfile::tempdir()?;
-    let data = make_dataset(src.path(), 1, &[("pop/2025.csv", 300_000), ("README.txt", 1_000), ("empty.txt", 0)])?;
+    let data = make_dataset(
+        src.path(),
+        1,
+        &[("pop/2025.csv", 300_000), ("README.txt", 1_000), ("empty.txt", 0), ("empty2.txt", 0)],
+    )?;
+    // The same content twice in one dataset.
+    std::fs::copy(data.join("pop/2025.csv"), data.join("pop/copy.csv"))?;
     let m = a.node.publish(request(&data, "census", "Population census 2025", 1 << 16)?, quiet()).await?;
     // C learns of it through B (gossip or catalog sync) without knowing A.
     wait_for("C to see the manifest", Duration::from_secs(30), || has_manifest(&c, m.id())).await?;
@@ -46,7 +52,7 @@ async fn three_nodes_in_a_line_publish_find_and_fetch() -> Result<()> {
 
     let out = tempfile::tempdir()?;
     let report = c.node.fetch(&m.id().to_string(), &out.path().join("by-id"), FetchOptions::default()).await?;
-    assert_eq!(report.total_bytes, 301_000);
+    assert_eq!(report.total_bytes, 601_000);
     assert_same_tree(&data, &out.path().join("by-id"))?;
     assert!(!report.per_peer.contains_key(&b.node.peer_id().to_string()), "B holds no data but served some");
 
