@@ -238,6 +238,20 @@ pub(crate) async fn fetch(
     root: &Path,
     opts: FetchOptions,
 ) -> Result<FetchReport, FetchError> {
+    let lock = {
+        let mut locks = inner.fetch_locks.lock().map_err(|_| FetchError::Task("fetch lock poisoned".into()))?;
+        locks.entry(id).or_default().clone()
+    };
+    let _guard = lock.lock().await;
+    fetch_locked(inner, id, root, opts).await
+}
+
+async fn fetch_locked(
+    inner: &Arc<Inner>,
+    id: ContentId,
+    root: &Path,
+    opts: FetchOptions,
+) -> Result<FetchReport, FetchError> {
     let net = &inner.net;
     let store = inner.store.clone();
     let deadline = Instant::now() + opts.timeout;
