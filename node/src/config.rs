@@ -66,6 +66,9 @@ pub struct NodeConfig {
     pub hash_threads: usize,
     /// Seconds between announcements of held datasets to the DHT (0 = never re-announce).
     pub reprovide_secs: u64,
+    /// Pre-shared key (64 hex digits) of a private network: only nodes holding it can even
+    /// complete a connection (libp2p `pnet`, TCP only; QUIC listen addresses are skipped).
+    pub private_network_key: Option<String>,
     /// Adversary mode for simulations and tests: serve corrupted chunk bytes. Never set this on
     /// a real node.
     pub adversary_corrupt_chunks: bool,
@@ -89,6 +92,7 @@ impl Default for NodeConfig {
             fetch_requests_per_peer: 4,
             hash_threads: 0,
             reprovide_secs: 3600,
+            private_network_key: None,
             adversary_corrupt_chunks: false,
         }
     }
@@ -149,6 +153,11 @@ impl NodeConfig {
         if self.request_timeout_secs == 0 {
             return bad("request_timeout_secs", "must be at least 1");
         }
+        if let Some(key) = &self.private_network_key {
+            if key.len() != 64 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return bad("private_network_key", "must be 64 hex digits (32 bytes)");
+            }
+        }
         for addr in self.bootstrap.iter().chain(&self.explicit_peers) {
             if crate::network::peer_id_of(addr).is_none() {
                 return Err(ConfigError::Invalid {
@@ -158,6 +167,12 @@ impl NodeConfig {
             }
         }
         Ok(())
+    }
+
+    /// The private network's pre-shared key, if one is configured and valid.
+    pub fn psk(&self) -> Option<[u8; 32]> {
+        let id: lien_protocol::ContentId = self.private_network_key.as_deref()?.parse().ok()?;
+        Some(*id.as_bytes())
     }
 
     /// Threads to hash with.

@@ -291,3 +291,29 @@ async fn a_new_version_links_the_previous_and_names_resolve_to_the_newest() -> R
     assert_same_tree(&v2_data, out.path())?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_network_is_invisible_to_outsiders() -> Result<()> {
+    let key = "11".repeat(32);
+    let with_key = |k: String| move |c: &mut lien_node::NodeConfig| c.private_network_key = Some(k);
+    let a = TestNode::start_with(&[], with_key(key.clone())).await?;
+    let b = TestNode::start_with(&[&a], with_key(key.clone())).await?;
+    b.wait_peers(1).await?;
+    let src = tempfile::tempdir()?;
+    let data = make_dataset(src.path(), 30, &[("secret.csv", 5000)])?;
+    let m = a.node.publish(request(&data, "internal", "Internal", 1 << 16)?, quiet()).await?;
+    let out = tempfile::tempdir()?;
+    b.node.fetch(&m.id().to_string(), out.path(), FetchOptions::default()).await?;
+    assert_same_tree(&data, out.path())?;
+
+    // An outsider without the key, and one with another key, cannot connect at all.
+    let outsider = TestNode::start(&[]).await?;
+    let wrong = TestNode::start_with(&[], with_key("22".repeat(32))).await?;
+    for n in [&outsider, &wrong] {
+        let dialed = n.node.connect(a.addr.clone()).await;
+        assert!(dialed.is_err(), "an outsider connected to the private network");
+        assert!(n.node.peers().await?.is_empty());
+        assert!(!n.node.store().has_manifest(&m.id())?);
+    }
+    Ok(())
+}

@@ -31,23 +31,15 @@ pub fn spawn(
 ) -> Result<(NetworkHandle, tokio::task::JoinHandle<()>), NetError> {
     let names = WireNames::new(&config.network).map_err(NetError::Setup)?;
     let peer_id = setup.keypair.public().to_peer_id();
-    let behaviour_config = config.clone();
-    let names_for_behaviour = names.clone();
-    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(setup.keypair.clone())
-        .with_tokio()
-        .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux_config)
-        .map_err(|e| NetError::Setup(e.to_string()))?
-        .with_quic()
-        .with_behaviour(|key| {
-            Behaviour::new(key, &behaviour_config, &names_for_behaviour)
-                .map_err(Box::<dyn std::error::Error + Send + Sync>::from)
-        })
-        .map_err(|e| NetError::Setup(e.to_string()))?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
-        .build();
+    let mut swarm = build_swarm(&setup.keypair, config, &names)?;
     let topic = gossipsub::IdentTopic::new(names.topic.clone());
     swarm.behaviour_mut().gossip.subscribe(&topic).map_err(|e| NetError::Setup(e.to_string()))?;
     for addr in &config.listen {
+        let is_tcp = addr.iter().any(|p| matches!(p, libp2p::multiaddr::Protocol::Tcp(_)));
+        if config.psk().is_some() && !is_tcp {
+            tracing::warn!(%addr, "private network: skipping a non-TCP listen address");
+            continue;
+        }
         swarm.listen_on(addr.clone()).map_err(|e| NetError::Setup(format!("cannot listen on {addr}: {e}")))?;
     }
     for addr in &config.explicit_peers {
@@ -78,6 +70,50 @@ pub fn spawn(
     };
     let task = tokio::spawn(event_loop.run());
     Ok((NetworkHandle { tx, peer_id }, task))
+}
+
+/// Builds the swarm: TCP and QUIC with noise and yamux, or, for a private network, TCP with the
+/// pre-shared-key layer (pnet) under noise and yamux.
+fn build_swarm(
+    keypair: &libp2p::identity::Keypair,
+    config: &NodeConfig,
+    names: &WireNames,
+) -> Result<Swarm<Behaviour>, NetError> {
+    let setup_err = |e: &dyn std::fmt::Display| NetError::Setup(e.to_string());
+    let behaviour = |key: &libp2p::identity::Keypair| {
+        Behaviour::new(key, config, names).map_err(Box::<dyn std::error::Error + Send + Sync>::from)
+    };
+    let idle = |c: libp2p::swarm::Config| c.with_idle_connection_timeout(Duration::from_secs(120));
+    let builder = libp2p::SwarmBuilder::with_existing_identity(keypair.clone()).with_tokio();
+    let swarm = match config.psk() {
+        None => builder
+            .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux_config)
+            .map_err(|e| setup_err(&e))?
+            .with_quic()
+            .with_behaviour(behaviour)
+            .map_err(|e| setup_err(&e))?
+            .with_swarm_config(idle)
+            .build(),
+        Some(psk) => builder
+            .with_other_transport(|key| {
+                use libp2p::Transport;
+                let noise = noise::Config::new(key)?;
+                let psk = libp2p::pnet::PreSharedKey::new(psk);
+                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(
+                    tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
+                        .and_then(move |socket, _| libp2p::pnet::PnetConfig::new(psk).handshake(socket))
+                        .upgrade(libp2p::core::upgrade::Version::V1)
+                        .authenticate(noise)
+                        .multiplex(yamux_config()),
+                )
+            })
+            .map_err(|e| setup_err(&e))?
+            .with_behaviour(behaviour)
+            .map_err(|e| setup_err(&e))?
+            .with_swarm_config(idle)
+            .build(),
+    };
+    Ok(swarm)
 }
 
 /// Yamux with a bigger per-stream receive window for bulk chunk transfers.
