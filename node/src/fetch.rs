@@ -674,19 +674,6 @@ fn prepare(
         }
         let resumable =
             existing.as_ref().is_some_and(|r| !r.complete && r.path == job.part_path) && job.part_path.exists();
-        if !resumable {
-            let f = File::create(&job.part_path).map_err(io(&job.part_path))?;
-            f.set_len(job.entry.size).map_err(io(&job.part_path))?;
-            store.put_file(&FileRecord {
-                id: job.entry.id,
-                size: job.entry.size,
-                chunk_size: job.entry.chunk_size.bytes(),
-                path: job.part_path.clone(),
-                complete: false,
-                in_place: false,
-                mtime_ns: None,
-            })?;
-        }
         let rec = FileRecord {
             id: job.entry.id,
             size: job.entry.size,
@@ -696,6 +683,12 @@ fn prepare(
             in_place: false,
             mtime_ns: None,
         };
+        if !resumable {
+            let f = File::create(&job.part_path).map_err(io(&job.part_path))?;
+            f.set_len(job.entry.size).map_err(io(&job.part_path))?;
+            // A new record starts with no chunk marked present.
+            store.put_file(&rec)?;
+        }
         job.list = Some(crate::chunks::load_chunk_list(store, &rec)?);
         let file = OpenOptions::new().write(true).open(&job.part_path).map_err(io(&job.part_path))?;
         job.file = Some(Arc::new(file));
