@@ -1,1 +1,273 @@
-fn main() {}
+//! `lien`: the command-line front end of a Lien node.
+//!
+//! It parses and prints; it holds no protocol logic. `lien daemon` runs a node with its HTTP API
+//! in the foreground; every other command is a client of that API (found through
+//! `HOME/daemon.json`), except `init`, and `get` when no daemon runs (then a temporary node is
+//! started in-process for the one fetch).
+//!
+//! Exit codes: 0 success, 1 failure, 2 usage error. Errors are printed as one line,
+//! `error: ...` with the cause chain.
+
+mod client;
+mod commands;
+mod daemon;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use libp2p::Multiaddr;
+
+/// Lien: share datasets between agencies, peer to peer, verified end to end.
+#[derive(Debug, Parser)]
+#[command(
+    name = "lien",
+    version,
+    after_help = "Examples:\n  lien init\n  lien daemon\n  lien publish ./census --name census-2024 --title \"Census 2024\"\n  lien search census\n  lien get PUBLISHER/census-2024 -o ./census"
+)]
+pub struct Cli {
+    /// Home folder of the node [default: $LIEN_HOME, else ~/.lien].
+    #[arg(long, global = true, value_name = "DIR")]
+    pub home: Option<PathBuf>,
+    /// Print data as JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Log format on stderr (the level comes from RUST_LOG).
+    #[arg(long, global = true, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a node home: node key, publisher key, API token (0600) and a commented lien.toml.
+    #[command(after_help = "Example:\n  lien --home /srv/lien init")]
+    Init,
+    /// Run the node in the foreground until SIGINT or SIGTERM.
+    #[command(
+        after_help = "Example:\n  lien daemon --listen /ip4/0.0.0.0/tcp/4040 \\\n    --bootstrap /ip4/203.0.113.5/tcp/4040/p2p/12D3KooW... --api 127.0.0.1:4041"
+    )]
+    Daemon(DaemonArgs),
+    /// Publish a file or folder through the running daemon; prints the manifest id last.
+    #[command(
+        after_help = "Example:\n  lien publish ./census --name census-2024 --title \"Census 2024\" --license CC-BY-4.0 \\\n    --keyword population --keyword census"
+    )]
+    Publish(PublishArgs),
+    /// Fetch and verify a dataset by manifest id or PUBLISHER/NAME into a folder.
+    #[command(
+        after_help = "Example:\n  lien get 5c1f...e9 -o ./data\n  lien get PUBLISHER/census-2024 -o ./census --timeout 120"
+    )]
+    Get(GetArgs),
+    /// Search the catalog of datasets this node knows.
+    #[command(after_help = "Example:\n  lien search population 2024")]
+    Search(SearchArgs),
+    /// Show a manifest: metadata, files, versions.
+    #[command(after_help = "Example:\n  lien show PUBLISHER/census-2024")]
+    Show(TargetArg),
+    /// List the datasets held locally (published, fetched, pinned).
+    #[command(after_help = "Example:\n  lien ls --json")]
+    Ls,
+    /// List connected peers.
+    #[command(after_help = "Example:\n  lien peers")]
+    Peers,
+    /// Show the node's peer id, publisher key, addresses, peers and storage.
+    #[command(after_help = "Example:\n  lien status --json")]
+    Status,
+    /// Keep a local dataset.
+    #[command(after_help = "Example:\n  lien pin 5c1f...e9")]
+    Pin(IdArg),
+    /// Release a pinned local dataset.
+    #[command(after_help = "Example:\n  lien unpin 5c1f...e9")]
+    Unpin(IdArg),
+    /// Remove a local dataset: stop serving it, delete the copies in the node's data folder.
+    #[command(after_help = "Example:\n  lien rm 5c1f...e9")]
+    Rm(IdArg),
+    /// Re-hash the local copy of a dataset and report any damage.
+    #[command(after_help = "Example:\n  lien verify 5c1f...e9")]
+    Verify(IdArg),
+}
+
+/// `lien daemon`
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// Address to listen on for peers (repeatable; replaces [node] listen).
+    #[arg(long, value_name = "MULTIADDR")]
+    pub listen: Vec<Multiaddr>,
+    /// Peer to join through, ending in /p2p/<peer id> (repeatable; added to [node] bootstrap).
+    #[arg(long, value_name = "MULTIADDR")]
+    pub bootstrap: Vec<Multiaddr>,
+    /// Address of the HTTP API (replaces [api] listen).
+    #[arg(long, value_name = "ADDR")]
+    pub api: Option<std::net::SocketAddr>,
+}
+
+/// `lien publish`
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// File or folder to publish.
+    pub path: PathBuf,
+    /// Dataset name: lowercase letters, digits and '-'.
+    #[arg(long, value_name = "SLUG", value_parser = parse_slug)]
+    pub name: String,
+    /// Title.
+    #[arg(long)]
+    pub title: String,
+    /// Description.
+    #[arg(long, default_value = "")]
+    pub description: String,
+    /// License name or URL.
+    #[arg(long, default_value = "")]
+    pub license: String,
+    /// Keyword (repeatable).
+    #[arg(long = "keyword", value_name = "WORD")]
+    pub keywords: Vec<String>,
+    /// Serve the files where they are instead of copying them into the node's data folder.
+    #[arg(long)]
+    pub in_place: bool,
+    /// Chunk size in bytes (a power of two from 64 KiB to 16 MiB; default 1 MiB).
+    #[arg(long, value_name = "BYTES")]
+    pub chunk_size: Option<u64>,
+}
+
+/// `lien get`
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// Manifest id (64 hex) or PUBLISHER/NAME.
+    #[arg(value_name = "ID|PUBLISHER/NAME", value_parser = parse_target)]
+    pub target: String,
+    /// Folder to put the files in (created if missing).
+    #[arg(short = 'o', long = "output", value_name = "DIR")]
+    pub output: PathBuf,
+    /// Seconds to look for providers before giving up.
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: u64,
+    /// Peer to join through, ending in /p2p/<peer id> (repeatable).
+    #[arg(long, value_name = "MULTIADDR")]
+    pub bootstrap: Vec<Multiaddr>,
+    /// Without a daemon: address the temporary node listens on [default: the configured
+    /// addresses on port 0].
+    #[arg(long, value_name = "MULTIADDR")]
+    pub listen: Vec<Multiaddr>,
+}
+
+/// `lien search`
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// Words to look for in titles, descriptions, keywords and names.
+    #[arg(required = true)]
+    pub words: Vec<String>,
+    /// Most results.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+}
+
+/// A manifest id or a name.
+#[derive(Debug, Args)]
+pub struct TargetArg {
+    /// Manifest id (64 hex) or PUBLISHER/NAME.
+    #[arg(value_name = "ID|PUBLISHER/NAME", value_parser = parse_target)]
+    pub target: String,
+}
+
+/// A manifest id.
+#[derive(Debug, Args)]
+pub struct IdArg {
+    /// Manifest id (64 hex).
+    #[arg(value_name = "ID", value_parser = parse_id)]
+    pub id: String,
+}
+
+fn parse_slug(s: &str) -> Result<String, String> {
+    s.parse::<lien_protocol::Slug>().map(|slug| slug.to_string()).map_err(|e| e.to_string())
+}
+
+fn parse_id(s: &str) -> Result<String, String> {
+    s.parse::<lien_protocol::ContentId>()
+        .map(|id| id.to_string())
+        .map_err(|e| format!("not a manifest id (64 hex digits): {e}"))
+}
+
+fn parse_target(s: &str) -> Result<String, String> {
+    if s.parse::<lien_protocol::ContentId>().is_ok() {
+        return Ok(s.to_ascii_lowercase());
+    }
+    lien_node::node::parse_name(s).map(|_| s.to_owned()).map_err(|e| e.to_string())
+}
+
+/// The home folder: `--home`, else `$LIEN_HOME`, else `~/.lien`.
+fn resolve_home(flag: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    let home = match (flag, std::env::var_os("LIEN_HOME").filter(|h| !h.is_empty())) {
+        (Some(h), _) => h,
+        (None, Some(h)) => PathBuf::from(h),
+        (None, None) => match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+            Some(h) => PathBuf::from(h).join(".lien"),
+            None => anyhow::bail!("no home folder: pass --home DIR or set LIEN_HOME"),
+        },
+    };
+    // Absolute, so paths recorded in the store and in daemon.json do not depend on the cwd.
+    std::path::absolute(&home).with_context(|| format!("bad home folder {}", home.display()))
+}
+
+fn init_logging(cli: &Cli) {
+    let default = if matches!(cli.command, Command::Daemon(_)) { "info,libp2p=warn" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let _ = if cli.log_format == "json" { builder.json().try_init() } else { builder.try_init() };
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+        }
+    };
+    init_logging(&cli);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(run(cli));
+    // Don't wait for stray blocking tasks (e.g. a hashing pass of a cancelled operation).
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let home = resolve_home(cli.home)?;
+    let out = output::Out::new(cli.json);
+    match cli.command {
+        Command::Init => commands::init(&home, &out),
+        Command::Daemon(args) => daemon::run(&home, args).await,
+        Command::Publish(args) => commands::publish(&home, args, &out).await,
+        Command::Get(args) => commands::get(&home, args, &out).await,
+        Command::Search(args) => commands::search(&home, args, &out).await,
+        Command::Show(arg) => commands::show(&home, &arg.target, &out).await,
+        Command::Ls => commands::ls(&home, &out).await,
+        Command::Peers => commands::peers(&home, &out).await,
+        Command::Status => commands::status(&home, &out).await,
+        Command::Pin(arg) => commands::local_change(&home, &arg.id, "pin", &out).await,
+        Command::Unpin(arg) => commands::local_change(&home, &arg.id, "unpin", &out).await,
+        Command::Rm(arg) => commands::local_change(&home, &arg.id, "rm", &out).await,
+        Command::Verify(arg) => commands::verify(&home, &arg.id, &out).await,
+    }
+}

@@ -11,6 +11,7 @@
 //! - [`publish`], [`fetch`], [`server`]: the data paths;
 //! - [`node`]: the running node tying them together.
 
+pub mod api;
 pub mod chunks;
 pub mod config;
 pub mod fetch;

@@ -1,0 +1,142 @@
+//! The CLI's side of the local HTTP API: finding the running daemon through `HOME/daemon.json`,
+//! and JSON or streamed (NDJSON) calls with the bearer token from `HOME/api.token`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use lien_node::api::home::{self, DaemonInfo};
+use lien_node::api::types::{ErrorBody, Progress, StreamLine};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+/// A client of one running daemon.
+pub struct Api {
+    base: String,
+    home: PathBuf,
+    token: Option<Zeroizing<String>>,
+    http: reqwest::Client,
+    /// What the daemon wrote in `daemon.json`.
+    pub info: DaemonInfo,
+}
+
+impl Api {
+    /// The daemon running for `home`, if one is: `daemon.json` exists and its API answers.
+    pub async fn find(home: &Path) -> Result<Option<Api>> {
+        let Some(info) = DaemonInfo::read(home)? else { return Ok(None) };
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .context("cannot create an HTTP client")?;
+        let api = Api {
+            base: format!("http://{}", info.api),
+            home: home.to_path_buf(),
+            token: home::read_token(home).ok(),
+            http,
+            info,
+        };
+        let probe = api.http.get(api.url("/v1/status")).timeout(Duration::from_secs(5)).send().await;
+        match probe {
+            Ok(_) => Ok(Some(api)),
+            Err(e) => {
+                tracing::debug!("daemon.json is stale ({}): {e}", api.info.api);
+                Ok(None)
+            }
+        }
+    }
+
+    /// The daemon running for `home`, or an error saying how to start one.
+    pub async fn require(home: &Path) -> Result<Api> {
+        Self::find(home)
+            .await?
+            .ok_or_else(|| anyhow!("no lien daemon is running for {} (start one with `lien daemon`)", home.display()))
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn authed(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(t) => rb.bearer_auth(t.as_str()),
+            None => rb,
+        }
+    }
+
+    async fn check(&self, response: reqwest::Response) -> Result<reqwest::Response> {
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let text = response.text().await.unwrap_or_default();
+        let message = match serde_json::from_str::<ErrorBody>(&text) {
+            Ok(body) => body.error.message,
+            Err(_) => text.trim().to_owned(),
+        };
+        if status == reqwest::StatusCode::UNAUTHORIZED {
+            bail!(
+                "the daemon refused the request: {message} (HTTP 401; the token is read from {})",
+                self.home.join(home::TOKEN_FILE).display()
+            );
+        }
+        bail!("{message} (HTTP {})", status.as_u16())
+    }
+
+    fn send_error(&self, e: reqwest::Error) -> anyhow::Error {
+        anyhow!("cannot reach the daemon at {}: {e}", self.info.api)
+    }
+
+    /// `GET path` → JSON.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        let r = self.http.get(self.url(path)).send().await.map_err(|e| self.send_error(e))?;
+        let r = self.check(r).await?;
+        r.json().await.context("the daemon sent an answer that does not parse")
+    }
+
+    /// `method path` with an optional JSON body and the token → JSON.
+    pub async fn call<T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<T> {
+        let mut rb = self.authed(self.http.request(method, self.url(path)));
+        if let Some(b) = body {
+            rb = rb.json(b);
+        }
+        let r = rb.send().await.map_err(|e| self.send_error(e))?;
+        let r = self.check(r).await?;
+        r.json().await.context("the daemon sent an answer that does not parse")
+    }
+
+    /// `POST path?progress=true` with a JSON body: calls `progress` for each progress line and
+    /// returns the final result.
+    pub async fn stream<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+        mut progress: impl FnMut(Progress),
+    ) -> Result<T> {
+        let rb = self.authed(self.http.post(self.url(&format!("{path}?progress=true")))).json(body);
+        let r = rb.send().await.map_err(|e| self.send_error(e))?;
+        let mut r = self.check(r).await?;
+        let mut buf = Vec::new();
+        loop {
+            let chunk = r.chunk().await.map_err(|e| anyhow!("lost the daemon's answer: {e}"))?;
+            let Some(chunk) = chunk else { bail!("the daemon closed the answer before the result") };
+            buf.extend_from_slice(&chunk);
+            while let Some(end) = buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=end).collect();
+                let parsed: StreamLine<T> =
+                    serde_json::from_slice(&line).context("the daemon sent a progress line that does not parse")?;
+                match parsed {
+                    StreamLine::Progress(p) => progress(p),
+                    StreamLine::Result(v) => return Ok(v),
+                    StreamLine::Error { status, error } => bail!("{} (HTTP {status})", error.message),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,338 @@
+//! The read-only gateway: `GET /d/{id}/` lists a dataset's files, `GET /d/{id}/{path}` serves one
+//! file with `Range`, `ETag` (the file id), `Content-Type` and `Content-Length`, so `curl` or a
+//! browser can download a dataset.
+//!
+//! A dataset (or file) not complete here is fetched first, into the folder of its partial copy
+//! or into `HOME/data/<id>`, resuming whatever chunks are already present. Every chunk is
+//! verified against the file's chunk list right before its bytes are sent; a chunk that does not
+//! verify (the file was damaged or edited on disk) aborts the response, so a client never gets
+//! unverified bytes as if they were whole.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Json;
+use lien_protocol::{ChunkList, ChunkSize, ContentId, FileEntry, Manifest};
+use serde::Serialize;
+
+use super::types::FileInfo;
+use super::v1::{files_of, parse_id, ActiveFetch};
+use super::{blocking, ApiError, ApiState};
+use crate::chunks::{load_chunk_list, mtime_ns, read_at};
+use crate::fetch::FetchOptions;
+use crate::store::FileRecord;
+
+/// How long an on-demand fetch may look for providers.
+const GATEWAY_FETCH_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// `GET /d/{id}` → `/d/{id}/`.
+pub(crate) async fn redirect_to_listing(UrlPath(id): UrlPath<String>) -> Result<Redirect, ApiError> {
+    let id = parse_id(&id)?;
+    Ok(Redirect::permanent(&format!("/d/{id}/")))
+}
+
+/// The manifest and file list of `id`, fetching the dataset when they are not known here.
+async fn dataset(state: &ApiState, id: ContentId) -> Result<(Manifest, Vec<FileEntry>), ApiError> {
+    let store = state.node.store().clone();
+    let load = move || -> Result<Option<(Manifest, Vec<FileEntry>)>, ApiError> {
+        let Some(m) = store.manifest(&id)? else { return Ok(None) };
+        Ok(files_of(&store, &m)?.map(|files| (m, files)))
+    };
+    let load_again = load.clone();
+    if let Some(found) = blocking(load).await? {
+        return Ok(found);
+    }
+    ensure_local(state, id).await?;
+    blocking(load_again).await?.ok_or_else(|| ApiError::not_found(format!("dataset {id} could not be found")))
+}
+
+/// Fetches dataset `id` unless it is complete here.
+async fn ensure_local(state: &ApiState, id: ContentId) -> Result<(), ApiError> {
+    let _one_at_a_time = state.gateway_fetch.lock().await;
+    let store = state.node.store().clone();
+    let local = blocking(move || Ok(store.local(&id)?)).await?;
+    let root = match local {
+        Some(d) if d.complete => return Ok(()),
+        Some(d) => d.root,
+        None => state.node.config().data_dir().join(id.to_string()),
+    };
+    let _active = ActiveFetch::new(state.fetches_active.clone());
+    tracing::info!(%id, "gateway: fetching on demand");
+    let opts = FetchOptions { timeout: GATEWAY_FETCH_TIMEOUT, progress: None };
+    state.node.fetch(&id.to_string(), &root, opts).await?;
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct Listing {
+    id: String,
+    name: String,
+    version: u64,
+    title: String,
+    files: Vec<FileInfo>,
+}
+
+/// `GET /d/{id}/`: JSON, or an HTML page when the client prefers `text/html`.
+pub(crate) async fn listing(
+    State(state): State<ApiState>,
+    UrlPath(id): UrlPath<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let (m, entries) = dataset(&state, id).await?;
+    let files: Vec<FileInfo> = entries
+        .iter()
+        .map(|e| FileInfo {
+            path: e.path.to_string(),
+            size: e.size,
+            id: e.id.to_string(),
+            media_type: e.media_type.clone(),
+            chunk_size: e.chunk_size.bytes(),
+        })
+        .collect();
+    let wants_html = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("text/html"));
+    if !wants_html {
+        let b = m.body();
+        return Ok(Json(Listing {
+            id: id.to_string(),
+            name: m.name(),
+            version: b.version,
+            title: b.metadata.title.clone(),
+            files,
+        })
+        .into_response());
+    }
+    let title = escape(&m.body().metadata.title);
+    let mut html = format!(
+        "<!doctype html><meta charset=utf-8><title>{title}</title><h1>{title}</h1><p>{} v{} · {id}</p><ul>",
+        escape(&m.name()),
+        m.body().version
+    );
+    for f in &files {
+        let href: String = f.path.split('/').map(percent_encode).collect::<Vec<_>>().join("/");
+        html.push_str(&format!("<li><a href=\"{href}\">{}</a> ({} bytes)</li>", escape(&f.path), f.size));
+    }
+    html.push_str("</ul>");
+    Ok(([(header::CONTENT_TYPE, "text/html; charset=utf-8")], sandboxed(), html).into_response())
+}
+
+/// Headers that keep a served file from acting on the API's origin.
+fn sandboxed() -> [(header::HeaderName, HeaderValue); 2] {
+    [
+        (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+        (header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("sandbox")),
+    ]
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+}
+
+fn percent_encode(segment: &str) -> String {
+    let mut out = String::new();
+    for b in segment.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A byte range `start..end` requested by a `Range` header.
+#[derive(Debug, PartialEq, Eq)]
+enum RangeRequest {
+    /// No usable range: send the whole file.
+    Whole,
+    /// Send these bytes (end exclusive).
+    Part(u64, u64),
+    /// The range lies outside the file: 416.
+    Unsatisfiable,
+}
+
+/// Parses a single `bytes=` range (RFC 9110 §14.1.2). Several ranges or other units are ignored
+/// (a server may always answer with the whole file).
+fn parse_range(value: &str, size: u64) -> RangeRequest {
+    let Some(spec) = value.trim().strip_prefix("bytes=") else { return RangeRequest::Whole };
+    if spec.contains(',') {
+        return RangeRequest::Whole;
+    }
+    let Some((a, b)) = spec.split_once('-') else { return RangeRequest::Unsatisfiable };
+    let (a, b) = (a.trim(), b.trim());
+    if a.is_empty() {
+        return match b.parse::<u64>() {
+            Ok(n) if n > 0 && size > 0 => RangeRequest::Part(size.saturating_sub(n), size),
+            _ => RangeRequest::Unsatisfiable,
+        };
+    }
+    let Ok(start) = a.parse::<u64>() else { return RangeRequest::Unsatisfiable };
+    if start >= size {
+        return RangeRequest::Unsatisfiable;
+    }
+    if b.is_empty() {
+        return RangeRequest::Part(start, size);
+    }
+    match b.parse::<u64>() {
+        Ok(last) if last >= start => RangeRequest::Part(start, last.saturating_add(1).min(size)),
+        _ => RangeRequest::Unsatisfiable,
+    }
+}
+
+/// `GET /d/{id}/{path}`
+pub(crate) async fn file(
+    State(state): State<ApiState>,
+    UrlPath((id, path)): UrlPath<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let (_, entries) = dataset(&state, id).await?;
+    let entry = entries
+        .into_iter()
+        .find(|e| e.path.as_str() == path)
+        .ok_or_else(|| ApiError::not_found(format!("dataset {id} has no file {path:?}")))?;
+    let etag = format!("\"{}\"", entry.id);
+    let etag_value = HeaderValue::from_str(&etag).map_err(|e| ApiError::internal(e.to_string()))?;
+    if let Some(inm) = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
+        if inm.split(',').any(|t| t.trim() == etag || t.trim() == "*") {
+            return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag_value)]).into_response());
+        }
+    }
+    let record = |state: &ApiState| {
+        let store = state.node.store().clone();
+        let file_id = entry.id;
+        blocking(move || Ok(store.file(&file_id)?))
+    };
+    let rec = match record(&state).await? {
+        Some(r) if r.complete => r,
+        _ => {
+            ensure_local(&state, id).await?;
+            match record(&state).await? {
+                Some(r) if r.complete => r,
+                _ => {
+                    return Err(ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("file {path:?} of dataset {id} is not available yet"),
+                    ))
+                }
+            }
+        }
+    };
+    let size = entry.size;
+    let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    let if_range_ok = headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok()).is_none_or(|v| v.trim() == etag);
+    let (status, start, end) = match range_header.filter(|_| if_range_ok).map(|v| parse_range(v, size)) {
+        None | Some(RangeRequest::Whole) => (StatusCode::OK, 0, size),
+        Some(RangeRequest::Part(s, e)) => (StatusCode::PARTIAL_CONTENT, s, e),
+        Some(RangeRequest::Unsatisfiable) => {
+            let mut r =
+                ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, format!("range outside the file's {size} bytes"))
+                    .into_response();
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                r.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            return Ok(r);
+        }
+    };
+    let store = state.node.store().clone();
+    let prep_rec = rec.clone();
+    let list = blocking(move || {
+        if prep_rec.in_place {
+            let meta = std::fs::metadata(&prep_rec.path);
+            let unchanged =
+                meta.is_ok_and(|m| m.len() == prep_rec.size) && mtime_ns(&prep_rec.path).ok() == prep_rec.mtime_ns;
+            if !unchanged {
+                return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the file changed at its source"));
+            }
+        }
+        load_chunk_list(&store, &prep_rec).map_err(|e| ApiError::internal(e.to_string()))
+    })
+    .await?;
+    let chunk_size = ChunkSize::new(rec.chunk_size).map_err(|e| ApiError::internal(e.to_string()))?;
+    let content_type =
+        HeaderValue::from_str(if entry.media_type.is_empty() { "application/octet-stream" } else { &entry.media_type })
+            .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
+    let mut response = Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::CONTENT_LENGTH, end - start)
+        .header(header::ETAG, etag_value)
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(header::CACHE_CONTROL, "public, max-age=31536000, immutable");
+    if status == StatusCode::PARTIAL_CONTENT {
+        response = response.header(header::CONTENT_RANGE, format!("bytes {start}-{}/{size}", end - 1));
+    }
+    for (k, v) in sandboxed() {
+        response = response.header(k, v);
+    }
+    let body = Body::from_stream(verified_bytes(rec, Arc::new(list), chunk_size, start, end));
+    response.body(body).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// The bytes `start..end` of a file, read chunk by chunk, each chunk verified before any of its
+/// bytes are yielded.
+fn verified_bytes(
+    rec: FileRecord,
+    list: Arc<ChunkList>,
+    chunk_size: ChunkSize,
+    start: u64,
+    end: u64,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
+    let rec = Arc::new(rec);
+    futures::stream::try_unfold(start, move |offset| {
+        let (rec, list) = (rec.clone(), list.clone());
+        async move {
+            if offset >= end {
+                return Ok(None);
+            }
+            let index = offset / chunk_size.bytes();
+            let (chunk_start, chunk_len) = chunk_size.range(rec.size, index);
+            let data = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
+                let data = read_at(&rec.path, chunk_start, chunk_len)?;
+                list.verify_chunk(index, &data).map_err(|e| {
+                    tracing::error!(path = %rec.path.display(), "gateway: stored data does not verify: {e}");
+                    std::io::Error::other(format!("chunk {index} does not verify"))
+                })?;
+                Ok(data)
+            })
+            .await
+            .map_err(std::io::Error::other)??;
+            let from = (offset - chunk_start) as usize;
+            let to = (end.min(chunk_start + chunk_len) - chunk_start) as usize;
+            let bytes = Bytes::from(data).slice(from..to);
+            Ok(Some((bytes, chunk_start + chunk_len)))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        use RangeRequest::*;
+        assert_eq!(parse_range("bytes=0-9", 100), Part(0, 10));
+        assert_eq!(parse_range("bytes=90-", 100), Part(90, 100));
+        assert_eq!(parse_range("bytes=-10", 100), Part(90, 100));
+        assert_eq!(parse_range("bytes=-1000", 100), Part(0, 100));
+        assert_eq!(parse_range("bytes=50-1000", 100), Part(50, 100));
+        assert_eq!(parse_range("bytes=100-", 100), Unsatisfiable);
+        assert_eq!(parse_range("bytes=9-3", 100), Unsatisfiable);
+        assert_eq!(parse_range("bytes=x-3", 100), Unsatisfiable);
+        assert_eq!(parse_range("bytes=-0", 100), Unsatisfiable);
+        assert_eq!(parse_range("bytes=0-1,5-6", 100), Whole);
+        assert_eq!(parse_range("items=0-1", 100), Whole);
+        assert_eq!(parse_range("bytes=0-0", 0), Unsatisfiable);
+    }
+
+    #[test]
+    fn html_is_escaped() {
+        assert_eq!(escape("<a href='x'>&</a>"), "&lt;a href=&#39;x&#39;&gt;&amp;&lt;/a&gt;");
+        assert_eq!(percent_encode("a b/ç"), "a%20b%2F%C3%A7");
+    }
+}

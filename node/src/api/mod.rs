@@ -1,0 +1,293 @@
+//! The node's local HTTP API (axum): JSON under `/v1`, a read-only gateway under `/d`, and
+//! Prometheus metrics at `/metrics`. The `lien` CLI is a client of this API when a daemon runs.
+//!
+//! - Bound to loopback by default (`[api] listen` in `lien.toml`, or `lien daemon --api`).
+//! - Every mutating endpoint (`POST`, `DELETE`) needs `Authorization: Bearer <HOME/api.token>`.
+//! - Bounded: at most `max_concurrent_requests` requests are served at once (more get 503 at
+//!   once rather than queueing without bound), and request bodies are capped at `max_body_bytes`.
+//! - Every error is a 4xx/5xx with a JSON body `{"error": {"code", "message"}}`.
+//! - [`serve`] takes a bound listener and a shutdown future, so tests bind `127.0.0.1:0` and
+//!   stop it cleanly.
+//!
+//! Files: [`home`] (token, `daemon.json`, `init`), [`types`] (JSON bodies), `v1.rs` (handlers),
+//! `gateway.rs` (`/d/...`), `metrics.rs`, `openapi.rs`, [`error`].
+
+mod gateway;
+mod metrics;
+mod openapi;
+mod v1;
+
+pub mod error;
+pub mod home;
+pub mod types;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::Router;
+use futures::StreamExt;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
+use zeroize::Zeroizing;
+
+pub use error::ApiError;
+
+use crate::node::Node;
+
+/// The `[api]` table of `lien.toml`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Address to listen on (loopback by default).
+    pub listen: SocketAddr,
+    /// Requests served at once; more are answered 503 at once.
+    pub max_concurrent_requests: usize,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 4041)),
+            max_concurrent_requests: 64,
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// Why the `[api]` table was rejected.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The `[api]` table does not parse.
+    #[error("invalid [api] table in {path}: {message}")]
+    Parse {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// A value out of range.
+    #[error("invalid config value for api.{0}: must be at least 1")]
+    Invalid(&'static str),
+}
+
+impl ApiConfig {
+    /// Reads the `[api]` table of `HOME/lien.toml` (defaults when the file or table is missing).
+    pub fn load(home: &Path) -> Result<Self, ApiConfigError> {
+        let path = home.join(home::CONFIG_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(source) => return Err(ApiConfigError::Read { path, source }),
+        };
+        let config = Self::parse(&text).map_err(|message| ApiConfigError::Parse { path, message })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses the `[api]` table out of the text of a `lien.toml` (other tables are the node's).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        #[derive(Deserialize)]
+        struct File {
+            #[serde(default)]
+            api: ApiConfig,
+        }
+        toml::from_str::<File>(text).map(|f| f.api).map_err(|e| e.to_string())
+    }
+
+    /// Checks the values.
+    pub fn validate(&self) -> Result<(), ApiConfigError> {
+        if self.max_concurrent_requests == 0 {
+            return Err(ApiConfigError::Invalid("max_concurrent_requests"));
+        }
+        if self.max_body_bytes == 0 {
+            return Err(ApiConfigError::Invalid("max_body_bytes"));
+        }
+        Ok(())
+    }
+}
+
+/// Shared state of the API handlers.
+#[derive(Clone)]
+pub(crate) struct ApiState {
+    pub(crate) node: Node,
+    token: Arc<Zeroizing<String>>,
+    permits: Arc<Semaphore>,
+    /// Fetches running on behalf of API clients (`get` and the gateway).
+    pub(crate) fetches_active: Arc<AtomicU64>,
+    /// One on-demand gateway fetch at a time, so two requests never fill the same folder at once.
+    pub(crate) gateway_fetch: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// Builds the API's router for `node`, accepting `token` on mutating endpoints.
+pub fn router(node: Node, token: Zeroizing<String>, config: &ApiConfig) -> Router {
+    let state = ApiState {
+        node,
+        token: Arc::new(token),
+        permits: Arc::new(Semaphore::new(config.max_concurrent_requests)),
+        fetches_active: Arc::new(AtomicU64::new(0)),
+        gateway_fetch: Arc::new(tokio::sync::Mutex::new(())),
+    };
+    let mutating = Router::new()
+        .route("/v1/publish", post(v1::publish))
+        .route("/v1/get", post(v1::get))
+        .route("/v1/connect", post(v1::connect))
+        .route("/v1/local/{id}/pin", post(v1::pin))
+        .route("/v1/local/{id}/unpin", post(v1::unpin))
+        .route("/v1/local/{id}", delete(v1::remove))
+        .route("/v1/local/{id}/verify", post(v1::verify))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .route("/v1/status", get(v1::status))
+        .route("/v1/peers", get(v1::peers))
+        .route("/v1/search", get(v1::search))
+        .route("/v1/datasets/{id}", get(v1::show))
+        .route("/v1/names/{publisher}/{slug}", get(v1::resolve))
+        .route("/v1/local", get(v1::local))
+        .route("/v1/openapi.json", get(openapi::document))
+        .route("/metrics", get(metrics::metrics))
+        .route("/d/{id}", get(gateway::redirect_to_listing))
+        .route("/d/{id}/", get(gateway::listing))
+        .route("/d/{id}/{*path}", get(gateway::file))
+        .merge(mutating)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), limit_concurrency))
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then finishes the requests in flight.
+pub fn serve(
+    listener: tokio::net::TcpListener,
+    node: Node,
+    token: Zeroizing<String>,
+    config: &ApiConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> impl Future<Output = std::io::Result<()>> + Send + 'static {
+    let app = router(node, token, config);
+    async move { axum::serve(listener, app).with_graceful_shutdown(shutdown).await }
+}
+
+async fn not_found(method: Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!("no such endpoint: {method} {}", uri.path()))
+}
+
+async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not allowed on {}", uri.path()))
+}
+
+/// Answers 401 unless the request carries the bearer token.
+async fn require_token(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match given {
+        Some(t) if constant_time_eq(t.as_bytes(), state.token.as_bytes()) => next.run(request).await,
+        Some(_) => ApiError::new(StatusCode::UNAUTHORIZED, "wrong API token (see HOME/api.token)").into_response(),
+        None => {
+            ApiError::new(StatusCode::UNAUTHORIZED, "missing API token: send Authorization: Bearer <HOME/api.token>")
+                .into_response()
+        }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Serves at most `max_concurrent_requests` at once; the permit lives until the response body
+/// has been sent, so slow downloads count too.
+async fn limit_concurrency(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    let Ok(permit) = state.permits.clone().try_acquire_owned() else {
+        return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "too many requests in flight; try again")
+            .into_response();
+    };
+    let response = next.run(request).await;
+    let (parts, body) = response.into_parts();
+    let stream = body.into_data_stream().map(move |chunk| {
+        let _held = &permit;
+        chunk
+    });
+    Response::from_parts(parts, axum::body::Body::from_stream(stream))
+}
+
+/// `Json` whose rejections are JSON [`ApiError`]s with the same status.
+pub(crate) struct ApiJson<T>(pub(crate) T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Err(rejection) => Err(ApiError::new(rejection.status(), rejection.body_text())),
+        }
+    }
+}
+
+/// `Query` whose rejections are JSON [`ApiError`]s.
+pub(crate) struct ApiQuery<T>(pub(crate) T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(ApiQuery(v)),
+            Err(rejection) => Err(ApiError::new(rejection.status(), rejection.body_text())),
+        }
+    }
+}
+
+/// Runs blocking store work off the async threads.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::internal(format!("internal task failed: {e}")))?
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_table_of_the_embedded_default_parses() {
+        let c = ApiConfig::parse(crate::config::DEFAULT_CONFIG_TOML).unwrap();
+        assert_eq!(c.listen, SocketAddr::from(([127, 0, 0, 1], 4041)));
+        assert!(c.validate().is_ok());
+        assert!(ApiConfig::parse("[api]\nlisten = \"nope\"\n").is_err());
+        assert!(ApiConfig::parse("[api]\nlistne = \"127.0.0.1:1\"\n").unwrap_err().contains("unknown field"));
+        assert!(ApiConfig::parse("[node]\nnetwork = \"x\"\n").is_ok());
+    }
+
+    #[test]
+    fn token_comparison() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
+}

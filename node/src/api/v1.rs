@@ -1,0 +1,529 @@
+//! The JSON endpoints under `/v1`: one per CLI command.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use lien_protocol::chunk::hash_reader;
+use lien_protocol::{ChunkSize, ContentId, FileEntry, FileList, Manifest, Metadata, Slug};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, watch};
+
+use super::types::{
+    ConnectBody, ConnectResult, DatasetSummary, FileInfo, GetBody, LocalChange, LocalInfo, ManifestInfo, Progress,
+    PublishBody, PublishResult, ResolveResult, StatusInfo, StreamLine, VerifyFile, VerifyReport,
+};
+use super::{blocking, ApiError, ApiJson, ApiQuery, ApiState};
+use crate::fetch::{FetchOptions, FetchProgress};
+use crate::publish::PublishRequest;
+use crate::store::{LocalDataset, LocalKind, Store, StoreError};
+
+/// Most search results returned at once.
+const MAX_SEARCH_LIMIT: usize = 1000;
+/// How long name resolution may look in the DHT.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(15);
+/// Interval between progress lines of a streamed operation.
+const PROGRESS_EVERY: Duration = Duration::from_millis(200);
+
+/// Parses a manifest id from a URL or body.
+pub(crate) fn parse_id(text: &str) -> Result<ContentId, ApiError> {
+    text.parse().map_err(|e| ApiError::bad_request(format!("invalid manifest id {text:?}: {e}")))
+}
+
+/// The files of `manifest`, if its list is inline or its blob is stored here.
+pub(crate) fn files_of(store: &Store, manifest: &Manifest) -> Result<Option<Vec<FileEntry>>, StoreError> {
+    match &manifest.body().files {
+        FileList::Inline(files) => Ok(Some(files.clone())),
+        FileList::Blob(r) => match store.blob(&r.id)? {
+            Some(bytes) => Ok(FileList::decode_blob(r, &bytes).ok()),
+            None => Ok(None),
+        },
+    }
+}
+
+fn summary(m: &Manifest) -> DatasetSummary {
+    let b = m.body();
+    DatasetSummary {
+        id: m.id().to_string(),
+        name: m.name(),
+        version: b.version,
+        title: b.metadata.title.clone(),
+        files: b.files.count(),
+        size: b.files.total_size(),
+    }
+}
+
+/// Bytes of `entries` present here.
+fn present_bytes(store: &Store, entries: &[FileEntry]) -> Result<u64, StoreError> {
+    let mut present = 0;
+    for e in entries {
+        match store.file(&e.id)? {
+            Some(rec) if rec.complete => present += e.size,
+            Some(rec) => {
+                let bitmap = store.have(&e.id)?.unwrap_or_default();
+                let chunks: u64 = bitmap.iter().map(|b| u64::from(b.count_ones())).sum();
+                present += chunks.saturating_mul(rec.chunk_size).min(e.size);
+            }
+            None => {}
+        }
+    }
+    Ok(present)
+}
+
+fn local_info(store: &Store, d: &LocalDataset) -> Result<LocalInfo, StoreError> {
+    let manifest = store.manifest(&d.manifest)?;
+    let (size, present) = match &manifest {
+        Some(m) => {
+            let size = m.body().files.total_size();
+            let present = if d.complete {
+                size
+            } else {
+                match files_of(store, m)? {
+                    Some(entries) => present_bytes(store, &entries)?,
+                    None => 0,
+                }
+            };
+            (size, present)
+        }
+        None => (0, 0),
+    };
+    Ok(LocalInfo {
+        id: d.manifest.to_string(),
+        name: manifest.as_ref().map(Manifest::name),
+        version: manifest.as_ref().map(|m| m.body().version),
+        title: manifest.as_ref().map(|m| m.body().metadata.title.clone()),
+        kind: match d.kind {
+            LocalKind::Published => "published".into(),
+            LocalKind::Fetched => "fetched".into(),
+        },
+        pinned: d.pinned,
+        complete: d.complete,
+        root: d.root.clone(),
+        size,
+        present,
+    })
+}
+
+/// Every local dataset with its sizes.
+pub(crate) fn local_infos(store: &Store) -> Result<Vec<LocalInfo>, StoreError> {
+    store.locals()?.iter().map(|d| local_info(store, d)).collect()
+}
+
+/// `GET /v1/status`
+pub(crate) async fn status(State(state): State<ApiState>) -> Result<Json<StatusInfo>, ApiError> {
+    let node = &state.node;
+    let peers = node.peers().await?.len();
+    let listen_addrs = node.listen_addrs().await?.iter().map(ToString::to_string).collect();
+    let store = node.store().clone();
+    let (datasets, catalog, store_bytes, data_bytes) = blocking(move || {
+        let locals = local_infos(&store)?;
+        let store_bytes = std::fs::metadata(store.path()).map(|m| m.len()).unwrap_or(0);
+        Ok((locals.len(), store.manifest_count()?, store_bytes, locals.iter().map(|l| l.present).sum()))
+    })
+    .await?;
+    Ok(Json(StatusInfo {
+        peer_id: node.peer_id().to_string(),
+        publisher: node.publisher().to_string(),
+        network: node.config().network.clone(),
+        listen_addrs,
+        peers,
+        datasets,
+        catalog,
+        store_bytes,
+        data_bytes,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+    }))
+}
+
+/// `GET /v1/peers`
+pub(crate) async fn peers(State(state): State<ApiState>) -> Result<Json<Vec<super::types::PeerInfo>>, ApiError> {
+    Ok(Json(state.node.peers().await?.into_iter().map(Into::into).collect()))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct SearchQuery {
+    #[serde(default)]
+    q: String,
+    limit: Option<usize>,
+}
+
+/// `GET /v1/search?q=WORDS&limit=N`
+pub(crate) async fn search(
+    State(state): State<ApiState>,
+    ApiQuery(query): ApiQuery<SearchQuery>,
+) -> Result<Json<Vec<DatasetSummary>>, ApiError> {
+    let limit = query.limit.unwrap_or(20).clamp(1, MAX_SEARCH_LIMIT);
+    let node = state.node.clone();
+    let found = blocking(move || Ok(node.search(&query.q, limit)?)).await?;
+    Ok(Json(found.iter().map(summary).collect()))
+}
+
+/// `GET /v1/datasets/{id}`
+pub(crate) async fn show(
+    State(state): State<ApiState>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Json<ManifestInfo>, ApiError> {
+    let id = parse_id(&id)?;
+    let store = state.node.store().clone();
+    let info = blocking(move || {
+        let m = store.manifest(&id)?.ok_or_else(|| ApiError::not_found(format!("no manifest {id} is known here")))?;
+        let b = m.body();
+        let files = files_of(&store, &m)?.map(|entries| {
+            entries
+                .iter()
+                .map(|e| FileInfo {
+                    path: e.path.to_string(),
+                    size: e.size,
+                    id: e.id.to_string(),
+                    media_type: e.media_type.clone(),
+                    chunk_size: e.chunk_size.bytes(),
+                })
+                .collect()
+        });
+        let versions = store.versions(&b.publisher, &b.slug)?.into_iter().map(|(v, id)| (v, id.to_string())).collect();
+        let local = match store.local(&id)? {
+            Some(d) => Some(local_info(&store, &d)?),
+            None => None,
+        };
+        Ok(ManifestInfo {
+            id: id.to_string(),
+            name: m.name(),
+            publisher: b.publisher.to_string(),
+            slug: b.slug.to_string(),
+            version: b.version,
+            previous: b.previous.map(|p| p.to_string()),
+            created: b.created,
+            metadata: b.metadata.clone(),
+            file_count: b.files.count(),
+            size: b.files.total_size(),
+            files,
+            signature: "valid".into(),
+            versions,
+            local,
+        })
+    })
+    .await?;
+    Ok(Json(info))
+}
+
+/// `GET /v1/names/{publisher}/{slug}`
+pub(crate) async fn resolve(
+    State(state): State<ApiState>,
+    UrlPath((publisher, slug)): UrlPath<(String, String)>,
+) -> Result<Json<ResolveResult>, ApiError> {
+    let name = format!("{publisher}/{slug}");
+    crate::node::parse_name(&name)?;
+    match tokio::time::timeout(RESOLVE_TIMEOUT, state.node.resolve(&name)).await {
+        Ok(id) => Ok(Json(ResolveResult { id: id?.to_string() })),
+        Err(_) => Err(ApiError::not_found(format!("timed out resolving {name}"))),
+    }
+}
+
+/// `GET /v1/local`
+pub(crate) async fn local(State(state): State<ApiState>) -> Result<Json<Vec<LocalInfo>>, ApiError> {
+    let store = state.node.store().clone();
+    Ok(Json(blocking(move || Ok(local_infos(&store)?)).await?))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ProgressQuery {
+    #[serde(default)]
+    progress: bool,
+}
+
+/// Runs a long operation. With `?progress=true` the answer is NDJSON: [`StreamLine::Progress`]
+/// lines, then one `result` or `error` line (the status is then 200, the error's own status is in
+/// the line); if the client goes away, the operation is cancelled. Without it, the answer is the
+/// plain JSON result or error.
+async fn run<T, F, Fut>(stream: bool, op: F) -> Response
+where
+    T: Serialize + Send + 'static,
+    F: FnOnce(watch::Sender<Progress>) -> Fut,
+    Fut: Future<Output = Result<T, ApiError>> + Send + 'static,
+{
+    let (progress_tx, mut progress_rx) = watch::channel(Progress::default());
+    let fut = op(progress_tx);
+    if !stream {
+        return match fut.await {
+            Ok(v) => Json(v).into_response(),
+            Err(e) => e.into_response(),
+        };
+    }
+    let (lines_tx, lines_rx) = mpsc::channel::<Bytes>(16);
+    tokio::spawn(async move {
+        tokio::pin!(fut);
+        let mut tick = tokio::time::interval(PROGRESS_EVERY);
+        let mut last = None;
+        let result = loop {
+            tokio::select! {
+                r = &mut fut => break r,
+                _ = tick.tick() => {
+                    let p = *progress_rx.borrow_and_update();
+                    if last != Some(p) {
+                        last = Some(p);
+                        if lines_tx.send(ndjson(&StreamLine::<T>::Progress(p))).await.is_err() {
+                            return; // the client went away: drop (cancel) the operation
+                        }
+                    }
+                }
+            }
+        };
+        let last_line = match result {
+            Ok(v) => StreamLine::Result(v),
+            Err(e) => StreamLine::Error { status: e.status.as_u16(), error: e.detail() },
+        };
+        let _ = lines_tx.send(ndjson(&last_line)).await;
+    });
+    let body = futures::stream::unfold(lines_rx, |mut rx| async move {
+        rx.recv().await.map(|line| (Ok::<_, Infallible>(line), rx))
+    });
+    ([(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(body)).into_response()
+}
+
+fn ndjson<T: Serialize>(line: &T) -> Bytes {
+    let mut v = serde_json::to_vec(line).unwrap_or_else(|e| {
+        format!(r#"{{"error":{{"status":500,"error":{{"code":"internal","message":"cannot encode: {e}"}}}}}}"#)
+            .into_bytes()
+    });
+    v.push(b'\n');
+    Bytes::from(v)
+}
+
+/// `POST /v1/publish[?progress=true]`
+pub(crate) async fn publish(
+    State(state): State<ApiState>,
+    ApiQuery(q): ApiQuery<ProgressQuery>,
+    ApiJson(body): ApiJson<PublishBody>,
+) -> Result<Response, ApiError> {
+    let slug: Slug =
+        body.name.parse().map_err(|e| ApiError::bad_request(format!("invalid dataset name {:?}: {e}", body.name)))?;
+    if !body.path.is_absolute() {
+        return Err(ApiError::bad_request(format!("path {} must be absolute", body.path.display())));
+    }
+    let metadata = Metadata {
+        title: body.title,
+        description: body.description,
+        keywords: body.keywords,
+        license: body.license,
+        ..Metadata::default()
+    };
+    metadata.validate().map_err(|e| ApiError::bad_request(format!("invalid metadata: {e}")))?;
+    let chunk_size = match body.chunk_size {
+        Some(n) => ChunkSize::new(n).map_err(|e| ApiError::bad_request(format!("invalid chunk size {n}: {e}")))?,
+        None => ChunkSize::DEFAULT,
+    };
+    let req = PublishRequest { path: body.path, slug, metadata, in_place: body.in_place, chunk_size };
+    let node = state.node.clone();
+    Ok(run(q.progress, move |progress| async move {
+        let report = Arc::new(move |done, total| {
+            progress.send_replace(Progress { done, total, peers: 0 });
+        });
+        let m = node.publish(req, report).await?;
+        tracing::info!(id = %m.id(), name = %m.name(), version = m.body().version, "published");
+        Ok(PublishResult {
+            id: m.id().to_string(),
+            name: m.name(),
+            version: m.body().version,
+            files: m.body().files.count(),
+            size: m.body().files.total_size(),
+        })
+    })
+    .await)
+}
+
+/// Counts a fetch as active while it lives.
+pub(crate) struct ActiveFetch(Arc<AtomicU64>);
+
+impl ActiveFetch {
+    pub(crate) fn new(counter: Arc<AtomicU64>) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Self(counter)
+    }
+}
+
+impl Drop for ActiveFetch {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// `POST /v1/get[?progress=true]`
+pub(crate) async fn get(
+    State(state): State<ApiState>,
+    ApiQuery(q): ApiQuery<ProgressQuery>,
+    ApiJson(body): ApiJson<GetBody>,
+) -> Result<Response, ApiError> {
+    if !body.dir.is_absolute() {
+        return Err(ApiError::bad_request(format!("dir {} must be absolute", body.dir.display())));
+    }
+    if body.target.parse::<ContentId>().is_err() {
+        crate::node::parse_name(&body.target)?;
+    }
+    let timeout = Duration::from_secs(body.timeout_secs.unwrap_or(60).max(1));
+    let node = state.node.clone();
+    let active = state.fetches_active.clone();
+    Ok(run(q.progress, move |progress| async move {
+        let _active = ActiveFetch::new(active);
+        let report = Arc::new(move |p: FetchProgress| {
+            progress.send_replace(Progress { done: p.done, total: p.total, peers: p.peers });
+        });
+        let opts = FetchOptions { timeout, progress: Some(report) };
+        let r = node.fetch(&body.target, &body.dir, opts).await?;
+        tracing::info!(id = %r.manifest, name = %r.name, bytes = r.downloaded_bytes, "fetched");
+        Ok(super::types::GetResult::from(r))
+    })
+    .await)
+}
+
+/// `POST /v1/connect`
+pub(crate) async fn connect(
+    State(state): State<ApiState>,
+    ApiJson(body): ApiJson<ConnectBody>,
+) -> Result<Json<ConnectResult>, ApiError> {
+    let addr: libp2p::Multiaddr =
+        body.addr.parse().map_err(|e| ApiError::bad_request(format!("invalid multiaddr {:?}: {e}", body.addr)))?;
+    if crate::network::peer_id_of(&addr).is_none() {
+        return Err(ApiError::bad_request(format!("{addr} does not end in /p2p/<peer id>")));
+    }
+    let peer = state.node.connect(addr).await.map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, e.to_string()))?;
+    Ok(Json(ConnectResult { peer_id: peer.to_string() }))
+}
+
+fn held(store: &Store, id: &ContentId) -> Result<LocalDataset, ApiError> {
+    store.local(id)?.ok_or_else(|| ApiError::not_found(format!("dataset {id} is not held here")))
+}
+
+async fn set_pinned(state: ApiState, id: String, pinned: bool) -> Result<Json<LocalChange>, ApiError> {
+    let id = parse_id(&id)?;
+    let store = state.node.store().clone();
+    blocking(move || {
+        let mut d = held(&store, &id)?;
+        d.pinned = pinned;
+        store.put_local(&d)?;
+        Ok(Json(LocalChange {
+            id: id.to_string(),
+            action: if pinned { "pinned" } else { "unpinned" }.into(),
+            detail: d.root.display().to_string(),
+        }))
+    })
+    .await
+}
+
+/// `POST /v1/local/{id}/pin`
+pub(crate) async fn pin(
+    State(state): State<ApiState>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Json<LocalChange>, ApiError> {
+    set_pinned(state, id, true).await
+}
+
+/// `POST /v1/local/{id}/unpin`
+pub(crate) async fn unpin(
+    State(state): State<ApiState>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Json<LocalChange>, ApiError> {
+    set_pinned(state, id, false).await
+}
+
+/// `DELETE /v1/local/{id}`: forgets the dataset and stops serving its files. Files inside the
+/// node's data folder are deleted; files fetched to or published from a folder of the user's
+/// are left where they are. A file shared with another local dataset is kept.
+pub(crate) async fn remove(
+    State(state): State<ApiState>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Json<LocalChange>, ApiError> {
+    let id = parse_id(&id)?;
+    let store = state.node.store().clone();
+    let data_dir = state.node.config().data_dir();
+    blocking(move || {
+        let d = held(&store, &id)?;
+        let mut shared = std::collections::HashSet::new();
+        for other in store.locals()? {
+            if other.manifest == id {
+                continue;
+            }
+            if let Some(m) = store.manifest(&other.manifest)? {
+                shared.extend(files_of(&store, &m)?.unwrap_or_default().into_iter().map(|e| e.id));
+            }
+        }
+        let entries = match store.manifest(&id)? {
+            Some(m) => files_of(&store, &m)?.unwrap_or_default(),
+            None => Vec::new(),
+        };
+        store.remove_local(&id)?;
+        let (mut deleted, mut left) = (0, 0);
+        for e in entries.iter().filter(|e| !shared.contains(&e.id)) {
+            let Some(rec) = store.file(&e.id)? else { continue };
+            store.remove_file(&e.id)?;
+            if is_inside(&rec.path, &data_dir) {
+                match std::fs::remove_file(&rec.path) {
+                    Ok(()) => deleted += 1,
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(err) => tracing::warn!(path = %rec.path.display(), "cannot delete: {err}"),
+                }
+            } else {
+                left += 1;
+            }
+        }
+        if is_inside(&d.root, &data_dir) && shared.is_empty() {
+            let _ = std::fs::remove_dir_all(&d.root);
+        }
+        Ok(Json(LocalChange {
+            id: id.to_string(),
+            action: "removed".into(),
+            detail: format!("{deleted} files deleted, {left} left in place under {}", d.root.display()),
+        }))
+    })
+    .await
+}
+
+fn is_inside(path: &Path, dir: &Path) -> bool {
+    match (path.canonicalize(), dir.canonicalize()) {
+        (Ok(p), Ok(d)) => p.starts_with(d),
+        _ => path.starts_with(dir),
+    }
+}
+
+/// `POST /v1/local/{id}/verify`: re-hashes every file of a local dataset.
+pub(crate) async fn verify(
+    State(state): State<ApiState>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Json<VerifyReport>, ApiError> {
+    let id = parse_id(&id)?;
+    let store = state.node.store().clone();
+    let threads = state.node.config().hash_threads();
+    blocking(move || {
+        held(&store, &id)?;
+        let m = store.manifest(&id)?.ok_or_else(|| ApiError::not_found(format!("no manifest {id} is known here")))?;
+        let entries = files_of(&store, &m)?
+            .ok_or_else(|| ApiError::not_found(format!("the file list of {id} is not stored here")))?;
+        let mut files = Vec::new();
+        for e in &entries {
+            let (status, detail) = match store.file(&e.id)? {
+                None => ("missing", "not held".to_owned()),
+                Some(rec) if !rec.complete => ("partial", rec.path.display().to_string()),
+                Some(rec) => match std::fs::File::open(&rec.path).and_then(|f| {
+                    hash_reader(std::io::BufReader::with_capacity(1 << 20, f), e.chunk_size, threads, |_| {})
+                }) {
+                    Ok(d) if d.id == e.id && d.size == e.size => ("ok", rec.path.display().to_string()),
+                    Ok(d) => {
+                        ("damaged", format!("{}: content hashes to {} ({} bytes)", rec.path.display(), d.id, d.size))
+                    }
+                    Err(err) => ("missing", format!("{}: {err}", rec.path.display())),
+                },
+            };
+            files.push(VerifyFile { path: e.path.to_string(), status: status.into(), detail });
+        }
+        let ok = files.iter().all(|f| f.status == "ok");
+        Ok(Json(VerifyReport { id: id.to_string(), ok, files }))
+    })
+    .await
+}
