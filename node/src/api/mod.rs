@@ -226,6 +226,9 @@ async fn limit_concurrency(State(state): State<ApiState>, request: Request, next
             .into_response();
     };
     let response = next.run(request).await;
+    if axum::body::HttpBody::size_hint(response.body()).exact().is_some() {
+        return response; // fully built already (JSON, errors): nothing left to hold the permit for
+    }
     let (parts, body) = response.into_parts();
     let stream = body.into_data_stream().map(move |chunk| {
         let _held = &permit;
