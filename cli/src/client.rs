@@ -1,5 +1,10 @@
 //! The CLI's side of the local HTTP API: finding the running daemon through `HOME/daemon.json`,
 //! and JSON or streamed (NDJSON) calls with the bearer token from `HOME/api.token`.
+//!
+//! When no daemon runs, [`Api::open`] starts a temporary node on the home and serves the same
+//! API from inside this process on an ephemeral loopback port, so read and housekeeping commands
+//! (`search`, `show`, `ls`, `status`, `verify`, `pin`...) behave the same with or without a
+//! daemon, through one code path.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -19,23 +24,28 @@ pub struct Api {
     http: reqwest::Client,
     /// What the daemon wrote in `daemon.json`.
     pub info: DaemonInfo,
+    /// The temporary in-process node and server, when no daemon runs.
+    local: Option<LocalServer>,
+}
+
+/// A temporary node serving the API in this process.
+struct LocalServer {
+    node: lien_node::Node,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 impl Api {
     /// The daemon running for `home`, if one is: `daemon.json` exists and its API answers.
     pub async fn find(home: &Path) -> Result<Option<Api>> {
         let Some(info) = DaemonInfo::read(home)? else { return Ok(None) };
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .connect_timeout(Duration::from_secs(5))
-            .build()
-            .context("cannot create an HTTP client")?;
         let api = Api {
             base: format!("http://{}", info.api),
             home: home.to_path_buf(),
             token: home::read_token(home).ok(),
-            http,
+            http: http_client()?,
             info,
+            local: None,
         };
         let probe = api.http.get(api.url("/v1/status")).timeout(Duration::from_secs(5)).send().await;
         match probe {
@@ -52,6 +62,63 @@ impl Api {
         Self::find(home)
             .await?
             .ok_or_else(|| anyhow!("no lien daemon is running for {} (start one with `lien daemon`)", home.display()))
+    }
+
+    /// The running daemon, else a temporary in-process node serving the same API.
+    pub async fn open(home: &Path) -> Result<Api> {
+        if let Some(api) = Self::find(home).await? {
+            return Ok(api);
+        }
+        if !home::is_initialised(home) {
+            bail!("{} is not a lien home (create one with `lien init` or `lien daemon`)", home.display());
+        }
+        let token = home::ensure_token(home)?;
+        let mut config = lien_node::NodeConfig::load(home)?;
+        config.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().context("loopback multiaddr")?];
+        config.bootstrap.clear();
+        tracing::info!("no daemon runs for {}: using a temporary node", home.display());
+        let node = lien_node::Node::start(config).await.map_err(|e| crate::daemon::start_error(home, e))?;
+        let listener = match tokio::net::TcpListener::bind(("127.0.0.1", 0)).await {
+            Ok(l) => l,
+            Err(e) => {
+                node.shutdown().await;
+                return Err(e).context("cannot listen on 127.0.0.1 for the temporary node's API");
+            }
+        };
+        let addr = listener.local_addr().context("the temporary API listener has no address")?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let api_config = lien_node::api::ApiConfig::load(home)?;
+        let server = tokio::spawn(lien_node::api::serve(listener, node.clone(), token.clone(), &api_config, async {
+            let _ = stopped.await;
+        }));
+        let info = DaemonInfo {
+            peer_id: node.peer_id().to_string(),
+            listen_addrs: Vec::new(),
+            api: addr,
+            pid: std::process::id(),
+        };
+        Ok(Api {
+            base: format!("http://{addr}"),
+            home: home.to_path_buf(),
+            token: Some(token),
+            http: http_client()?,
+            info,
+            local: Some(LocalServer { node, stop, server }),
+        })
+    }
+
+    /// True when talking to a running daemon (not a temporary node).
+    pub fn is_daemon(&self) -> bool {
+        self.local.is_none()
+    }
+
+    /// Stops the temporary node, if any.
+    pub async fn close(self) {
+        if let Some(local) = self.local {
+            let _ = local.stop.send(());
+            let _ = tokio::time::timeout(Duration::from_secs(5), local.server).await;
+            local.node.shutdown().await;
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -139,4 +206,20 @@ impl Api {
             }
         }
     }
+}
+
+fn http_client() -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .connect_timeout(Duration::from_secs(5))
+        .build()
+        .context("cannot create an HTTP client")
+}
+
+/// Runs `f` against the daemon, or a temporary node that is stopped afterwards.
+pub async fn with_api<T>(home: &Path, f: impl AsyncFnOnce(&Api) -> Result<T>) -> Result<T> {
+    let api = Api::open(home).await?;
+    let result = f(&api).await;
+    api.close().await;
+    result
 }

@@ -16,7 +16,7 @@ use lien_node::api::types::{
 use lien_node::{FetchOptions, FetchProgress, Node, NodeConfig};
 use reqwest::Method;
 
-use crate::client::Api;
+use crate::client::{with_api, Api};
 use crate::output::{bytes, Bar, Out};
 use crate::{GetArgs, PublishArgs, SearchArgs};
 
@@ -159,9 +159,9 @@ fn query_value(s: &str) -> String {
 
 /// `lien search`
 pub async fn search(home: &Path, args: SearchArgs, out: &Out) -> Result<()> {
-    let api = Api::require(home).await?;
     let q = query_value(&args.words.join(" "));
-    let found: Vec<DatasetSummary> = api.get(&format!("/v1/search?q={q}&limit={}", args.limit)).await?;
+    let path = format!("/v1/search?q={q}&limit={}", args.limit);
+    let found: Vec<DatasetSummary> = with_api(home, async |api| api.get(&path).await).await?;
     if out.json {
         return out.json(&found);
     }
@@ -189,9 +189,11 @@ async fn resolve(api: &Api, target: &str) -> Result<String> {
 
 /// `lien show`
 pub async fn show(home: &Path, target: &str, out: &Out) -> Result<()> {
-    let api = Api::require(home).await?;
-    let id = resolve(&api, target).await?;
-    let m: ManifestInfo = api.get(&format!("/v1/datasets/{id}")).await?;
+    let m: ManifestInfo = with_api(home, async |api| {
+        let id = resolve(api, target).await?;
+        api.get(&format!("/v1/datasets/{id}")).await
+    })
+    .await?;
     if out.json {
         return out.json(&m);
     }
@@ -248,8 +250,7 @@ pub async fn show(home: &Path, target: &str, out: &Out) -> Result<()> {
 
 /// `lien ls`
 pub async fn ls(home: &Path, out: &Out) -> Result<()> {
-    let api = Api::require(home).await?;
-    let locals: Vec<LocalInfo> = api.get("/v1/local").await?;
+    let locals: Vec<LocalInfo> = with_api(home, async |api| api.get("/v1/local").await).await?;
     if out.json {
         return out.json(&locals);
     }
@@ -284,8 +285,15 @@ pub async fn peers(home: &Path, out: &Out) -> Result<()> {
 
 /// `lien status`
 pub async fn status(home: &Path, out: &Out) -> Result<()> {
-    let api = Api::require(home).await?;
-    let s: StatusInfo = api.get("/v1/status").await?;
+    let (s, api_addr): (StatusInfo, _) = with_api(home, async |api| {
+        let addr = if api.is_daemon() { api.info.api.to_string() } else { "none (no daemon is running)".into() };
+        let mut s: StatusInfo = api.get("/v1/status").await?;
+        if !api.is_daemon() {
+            s.listen_addrs.clear(); // the temporary node's own ports mean nothing to the user
+        }
+        Ok((s, addr))
+    })
+    .await?;
     if out.json {
         return out.json(&s);
     }
@@ -295,7 +303,7 @@ pub async fn status(home: &Path, out: &Out) -> Result<()> {
     for a in &s.listen_addrs {
         out.line(format!("listen:       {a}"));
     }
-    out.line(format!("api:          {}", api.info.api));
+    out.line(format!("api:          {api_addr}"));
     out.line(format!("peers:        {}", s.peers));
     out.line(format!("datasets:     {} held, {} in the catalog", s.datasets, s.catalog));
     out.line(format!("store:        {} metadata, {} data", bytes(s.store_bytes), bytes(s.data_bytes)));
@@ -304,13 +312,14 @@ pub async fn status(home: &Path, out: &Out) -> Result<()> {
 
 /// `lien pin`, `lien unpin`, `lien rm`
 pub async fn local_change(home: &Path, id: &str, action: &str, out: &Out) -> Result<()> {
-    let api = Api::require(home).await?;
     let (method, path) = match action {
         "pin" => (Method::POST, format!("/v1/local/{id}/pin")),
         "unpin" => (Method::POST, format!("/v1/local/{id}/unpin")),
         _ => (Method::DELETE, format!("/v1/local/{id}")),
     };
-    let r: LocalChange = api.call(method, &path, None::<&()>).await.with_context(|| format!("cannot {action} {id}"))?;
+    let r: LocalChange = with_api(home, async |api| api.call(method, &path, None::<&()>).await)
+        .await
+        .with_context(|| format!("cannot {action} {id}"))?;
     if out.json {
         return out.json(&r);
     }
@@ -320,9 +329,8 @@ pub async fn local_change(home: &Path, id: &str, action: &str, out: &Out) -> Res
 
 /// `lien verify`
 pub async fn verify(home: &Path, id: &str, out: &Out) -> Result<()> {
-    let api = Api::require(home).await?;
-    let r: VerifyReport = api
-        .call(Method::POST, &format!("/v1/local/{id}/verify"), None::<&()>)
+    let path = format!("/v1/local/{id}/verify");
+    let r: VerifyReport = with_api(home, async |api| api.call(Method::POST, &path, None::<&()>).await)
         .await
         .with_context(|| format!("cannot verify {id}"))?;
     if out.json {

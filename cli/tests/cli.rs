@@ -326,7 +326,8 @@ fn daemon_writes_daemon_json_when_ready_and_removes_it_on_sigterm() -> Result<()
     let code = d.stop()?;
     ensure!(code == 0, "daemon exited {code} on SIGTERM:\n{}", d.log_text());
     ensure!(!d.home.join("daemon.json").exists(), "daemon.json left behind");
-    scene.lien("fresh", &["status"])?.fails(1, "no lien daemon is running")?;
+    let offline = scene.lien("fresh", &["--json", "status"])?.ok()?.json()?;
+    ensure!(offline["peer_id"] == peer_id.as_str() && offline["listen_addrs"] == Value::Array(vec![]), "{offline}");
     Ok(())
 }
 
@@ -549,8 +550,34 @@ fn bad_inputs_fail_with_the_right_exit_code_and_message() -> Result<()> {
     ensure!(bad.status == 400, "bad id: status {}", bad.status);
     let bad = http(a.api(), "GET", "/v1/nothing", &[], b"")?;
     ensure!(bad.status == 404 && serde_json::from_slice::<Value>(&bad.body).is_ok(), "status {}", bad.status);
-    // Commands that need a daemon say how to start one.
-    scene.lien("nobody", &["search", "x"])?.fails(1, "start one with `lien daemon`")?;
+    // A home that does not exist is named as such.
+    scene.lien("nobody", &["search", "x"])?.fails(1, "is not a lien home")?;
+    Ok(())
+}
+
+#[test]
+fn housekeeping_commands_work_without_a_daemon() -> Result<()> {
+    let scene = Scene::new()?;
+    let data = dataset(&scene, "offline", &[("a.csv", 70_000)])?;
+    let mut a = scene.daemon("a", &[])?;
+    let id =
+        scene.lien("a", &["publish", data.to_str().context("path")?, "--name", "offline", "--title", "Offline"])?;
+    let id = id.ok()?.stdout.trim().to_owned();
+    a.stop()?;
+    // No daemon: a temporary node answers the same API from inside the command.
+    ensure!(scene.lien("a", &["search", "offline"])?.ok()?.stdout.contains(&id));
+    ensure!(scene.lien("a", &["--json", "ls"])?.ok()?.json()?[0]["id"] == id.as_str());
+    ensure!(scene.lien("a", &["--json", "show", &id])?.ok()?.json()?["metadata"]["title"] == "Offline");
+    scene.lien("a", &["verify", &id])?.ok()?;
+    scene.lien("a", &["unpin", &id])?.ok()?;
+    let status = scene.lien("a", &["status"])?.ok()?;
+    ensure!(status.stdout.contains("no daemon is running"), "{}", status.stdout);
+    ensure!(!a.home.join("daemon.json").exists(), "a temporary node wrote daemon.json");
+    // Publishing and listing peers need the daemon.
+    scene
+        .lien("a", &["publish", data.to_str().context("path")?, "--name", "x", "--title", "x"])?
+        .fails(1, "start one with `lien daemon`")?;
+    scene.lien("a", &["peers"])?.fails(1, "start one with `lien daemon`")?;
     Ok(())
 }
 
