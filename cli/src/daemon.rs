@@ -68,6 +68,9 @@ pub async fn run(home: &Path, args: DaemonArgs) -> Result<()> {
         api_config.listen = addr;
     }
 
+    if !api_config.listen.ip().is_loopback() {
+        tracing::warn!(api = %api_config.listen, "the API listens beyond loopback: anyone who can reach it can read the catalog and the gateway");
+    }
     let node = Node::start(config).await.map_err(|e| start_error(home, e))?;
     let listener = match tokio::net::TcpListener::bind(api_config.listen).await {
         Ok(l) => l,

@@ -222,6 +222,9 @@ pub(crate) async fn file(
             }
         }
     };
+    if rec.size != entry.size {
+        return Err(ApiError::internal(format!("stored record of {path:?} disagrees with the manifest on its size")));
+    }
     let size = entry.size;
     let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
     let if_range_ok = headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok()).is_none_or(|v| v.trim() == etag);
@@ -301,8 +304,11 @@ fn verified_bytes(
             })
             .await
             .map_err(std::io::Error::other)??;
-            let from = (offset - chunk_start) as usize;
-            let to = (end.min(chunk_start + chunk_len) - chunk_start) as usize;
+            let from = usize::try_from(offset.saturating_sub(chunk_start)).unwrap_or(usize::MAX);
+            let to = usize::try_from(end.min(chunk_start + chunk_len).saturating_sub(chunk_start)).unwrap_or(0);
+            if from >= to || to > data.len() {
+                return Err(std::io::Error::other(format!("range {offset}..{end} does not fit chunk {index}")));
+            }
             let bytes = Bytes::from(data).slice(from..to);
             Ok(Some((bytes, chunk_start + chunk_len)))
         }
