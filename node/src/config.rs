@@ -66,6 +66,13 @@ pub struct NodeConfig {
     pub hash_threads: usize,
     /// Seconds between announcements of held datasets to the DHT (0 = never re-announce).
     pub reprovide_secs: u64,
+    /// Trust roots (publisher keys in text form) whose delegations this node accepts. With no
+    /// roots and no trusted publishers the network is open: any validly signed manifest counts.
+    pub trust_roots: Vec<String>,
+    /// Publisher keys (text form) accepted directly.
+    pub trusted_publishers: Vec<String>,
+    /// Longest delegation chain from a root to a publisher.
+    pub trust_max_depth: usize,
     /// Pre-shared key (64 hex digits) of a private network: only nodes holding it can even
     /// complete a connection (libp2p `pnet`, TCP only; QUIC listen addresses are skipped).
     pub private_network_key: Option<String>,
@@ -92,6 +99,9 @@ impl Default for NodeConfig {
             fetch_requests_per_peer: 4,
             hash_threads: 0,
             reprovide_secs: 3600,
+            trust_roots: Vec::new(),
+            trusted_publishers: Vec::new(),
+            trust_max_depth: lien_protocol::trust::DEFAULT_MAX_DEPTH,
             private_network_key: None,
             adversary_corrupt_chunks: false,
         }
@@ -152,6 +162,14 @@ impl NodeConfig {
         }
         if self.request_timeout_secs == 0 {
             return bad("request_timeout_secs", "must be at least 1");
+        }
+        for key in self.trust_roots.iter().chain(&self.trusted_publishers) {
+            if let Err(e) = key.parse::<lien_protocol::PublisherKey>() {
+                return Err(ConfigError::Invalid { field: "trust_roots", message: format!("{key:?}: {e}") });
+            }
+        }
+        if self.trust_max_depth == 0 || self.trust_max_depth > 16 {
+            return bad("trust_max_depth", "must be 1 to 16");
         }
         if let Some(key) = &self.private_network_key {
             if key.len() != 64 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {

@@ -134,6 +134,14 @@ pub enum FetchError {
     /// The network task stopped.
     #[error(transparent)]
     Net(#[from] NetError),
+    /// The dataset's publisher is not trusted by this node.
+    #[error("refusing dataset {id}: {reason}")]
+    Untrusted {
+        /// The manifest.
+        id: ContentId,
+        /// Why.
+        reason: String,
+    },
     /// A background task failed.
     #[error("internal task failed: {0}")]
     Task(String),
@@ -265,10 +273,16 @@ async fn fetch_locked(
                 _ => None,
             })
             .await?;
+            if let Err(e) = inner.trust.check_manifest(&m) {
+                return Err(FetchError::Untrusted { id, reason: e.to_string() });
+            }
             store.put_manifest(&m)?;
             m
         }
     };
+    if let Err(e) = inner.trust.check_manifest(&manifest) {
+        return Err(FetchError::Untrusted { id, reason: e.to_string() });
+    }
     // 2. The file list.
     let entries: Vec<FileEntry> = match &manifest.body().files {
         FileList::Inline(files) => files.clone(),

@@ -22,6 +22,7 @@ pub mod publish;
 pub mod server;
 pub mod stats;
 pub mod store;
+pub mod trust;
 
 pub use config::NodeConfig;
 pub use fetch::{FetchOptions, FetchProgress, FetchReport};

@@ -15,10 +15,13 @@ use tokio::task::JoinHandle;
 use crate::config::NodeConfig;
 use crate::fetch::{self, FetchError, FetchOptions, FetchReport};
 use crate::keyfile::{self, KeyFileError};
-use crate::network::{self, Command, NetError, NetEvent, NetworkHandle, NetworkSetup, PeerInfo, TransferResponse};
+use crate::network::{
+    self, Command, NetError, NetEvent, NetworkHandle, NetworkSetup, PeerInfo, TransferResponse, Verdict,
+};
 use crate::publish::{self, PublishError, PublishRequest};
 use crate::stats::{Stats, StatsSnapshot};
 use crate::store::{LocalKind, Store, StoreError};
+use crate::trust::SharedTrust;
 
 /// Inbound requests answered at once; more get `Busy`.
 const MAX_INBOUND_IN_FLIGHT: usize = 64;
@@ -71,6 +74,7 @@ pub(crate) struct Inner {
     pub(crate) net: NetworkHandle,
     pub(crate) secret: PublisherSecret,
     pub(crate) stats: Arc<Stats>,
+    pub(crate) trust: SharedTrust,
     /// One lock per dataset being fetched, so a resumed fetch and a new `get` never interleave.
     pub(crate) fetch_locks: std::sync::Mutex<std::collections::HashMap<ContentId, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -102,19 +106,43 @@ impl Node {
             .map_err(|e| NodeError::Task(e.to_string()))??;
         let stats = Arc::new(Stats::default());
         let (events_tx, events_rx) = mpsc::channel(EVENT_CAPACITY);
+        let trust_store = store.clone();
+        let trust_config = config.clone();
+        let trust = tokio::task::spawn_blocking(move || SharedTrust::load(&trust_config, &trust_store))
+            .await
+            .map_err(|e| NodeError::Task(e.to_string()))?
+            .map_err(|e| NodeError::Invalid(e.to_string()))?;
         let gossip_stats = stats.clone();
+        let manifest_trust = trust.clone();
         let setup = NetworkSetup {
             keypair,
             validate_manifest: Arc::new(move |bytes| {
-                let ok = Manifest::decode(bytes).is_ok();
-                let counter = if ok { &gossip_stats.gossip_accepted } else { &gossip_stats.gossip_rejected };
+                let verdict = match Manifest::decode(bytes) {
+                    Err(_) => Verdict::Reject,
+                    Ok(m) => match manifest_trust.check_manifest(&m) {
+                        Ok(_) => Verdict::Accept,
+                        Err(e) => {
+                            tracing::info!(manifest = %m.id().short(), "ignoring an untrusted manifest: {e}");
+                            Verdict::Ignore
+                        }
+                    },
+                };
+                let counter = match verdict {
+                    Verdict::Accept => &gossip_stats.gossip_accepted,
+                    Verdict::Ignore => &gossip_stats.gossip_ignored,
+                    Verdict::Reject => &gossip_stats.gossip_rejected,
+                };
                 counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                ok
+                verdict
+            }),
+            validate_trust: Arc::new(|bytes| match lien_protocol::trust::TrustRecord::decode(bytes) {
+                Ok(_) => Verdict::Accept,
+                Err(_) => Verdict::Reject,
             }),
             validate_record: Arc::new(validate_name_record),
         };
         let (net, net_task) = network::spawn(&config, setup, events_tx)?;
-        let inner = Arc::new(Inner { config, store, net, secret, stats, fetch_locks: Default::default() });
+        let inner = Arc::new(Inner { config, store, net, secret, stats, trust, fetch_locks: Default::default() });
         let dispatcher = tokio::spawn(dispatch(inner.clone(), events_rx));
         let node = Node { inner, tasks: Arc::new(std::sync::Mutex::new(vec![net_task, dispatcher])) };
         node.reconnect_known_peers().await;
@@ -276,6 +304,93 @@ impl Node {
         Ok(fetch::fetch(&self.inner, id, root, opts).await?)
     }
 
+    /// The trust policy in force (config plus keys added by the operator).
+    pub fn trust_policy(&self) -> lien_protocol::trust::TrustPolicy {
+        self.inner.trust.policy()
+    }
+
+    /// Whether this node trusts the manifest's publisher for its name, and how.
+    pub fn check_trust(&self, m: &Manifest) -> Result<lien_protocol::trust::Trusted, lien_protocol::trust::TrustError> {
+        self.inner.trust.check_manifest(m)
+    }
+
+    /// Whether `key` is revoked.
+    pub fn is_revoked(&self, key: &PublisherKey) -> bool {
+        self.inner.trust.is_revoked(key)
+    }
+
+    /// Trusts `key` as a root or a publisher (stored; survives restarts).
+    pub async fn trust_add(&self, key: PublisherKey, kind: crate::store::TrustKind) -> Result<(), NodeError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            inner.store.set_trusted_key(&key, kind)?;
+            inner.trust.reload_policy(&inner.config, &inner.store).map_err(|e| NodeError::Invalid(e.to_string()))
+        })
+        .await
+        .map_err(|e| NodeError::Task(e.to_string()))?
+    }
+
+    /// Stops trusting `key` directly; returns false if it was not in the store (keys from
+    /// `lien.toml` are removed there).
+    pub async fn trust_remove(&self, key: PublisherKey) -> Result<bool, NodeError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let removed = inner.store.remove_trusted_key(&key)?;
+            inner.trust.reload_policy(&inner.config, &inner.store).map_err(|e| NodeError::Invalid(e.to_string()))?;
+            Ok(removed)
+        })
+        .await
+        .map_err(|e| NodeError::Task(e.to_string()))?
+    }
+
+    /// Signs a delegation from this node's publisher key to `subject`, keeps it and gossips it.
+    /// Returns the record's canonical bytes.
+    pub async fn delegate(
+        &self,
+        subject: PublisherKey,
+        organisation: &str,
+        prefix: &str,
+        days: u64,
+        can_delegate: bool,
+    ) -> Result<Vec<u8>, NodeError> {
+        use lien_protocol::trust::{Delegation, DelegationBody, TrustRecord};
+        let now = crate::trust::now_secs();
+        let body = DelegationBody {
+            issuer: self.publisher(),
+            subject,
+            organisation: organisation.to_owned(),
+            prefix: prefix.to_owned(),
+            not_before: now,
+            not_after: now.saturating_add(days.saturating_mul(86_400)),
+            can_delegate,
+        };
+        let record = TrustRecord::Delegation(
+            Delegation::sign(&self.inner.secret, body).map_err(|e| NodeError::Invalid(e.to_string()))?,
+        );
+        self.import_trust_record(record.encode().map_err(|e| NodeError::Invalid(e.to_string()))?).await
+    }
+
+    /// Signs a revocation of `subject` with this node's publisher key, keeps it and gossips it.
+    pub async fn revoke(&self, subject: PublisherKey, reason: &str) -> Result<Vec<u8>, NodeError> {
+        use lien_protocol::trust::{Revocation, TrustRecord};
+        let r = Revocation::sign(&self.inner.secret, subject, crate::trust::now_secs(), reason)
+            .map_err(|e| NodeError::Invalid(e.to_string()))?;
+        let bytes = TrustRecord::Revocation(r).encode().map_err(|e| NodeError::Invalid(e.to_string()))?;
+        self.import_trust_record(bytes).await
+    }
+
+    /// Verifies a trust record (from a file or another node), keeps it and gossips it.
+    pub async fn import_trust_record(&self, bytes: Vec<u8>) -> Result<Vec<u8>, NodeError> {
+        let inner = self.inner.clone();
+        let kept = bytes.clone();
+        tokio::task::spawn_blocking(move || inner.trust.accept(&inner.store, &kept))
+            .await
+            .map_err(|e| NodeError::Task(e.to_string()))?
+            .map_err(|e| NodeError::Invalid(e.to_string()))?;
+        self.inner.net.send(Command::AnnounceTrust { bytes: bytes.clone() }).await?;
+        Ok(bytes)
+    }
+
     /// Searches the catalog.
     pub fn search(&self, query: &str, limit: usize) -> Result<Vec<Manifest>, NodeError> {
         Ok(self.inner.store.search(query, limit)?)
@@ -327,12 +442,14 @@ async fn dispatch(inner: Arc<Inner>, mut events: mpsc::Receiver<NetEvent>) {
         match event {
             NetEvent::Manifest { bytes, source } => {
                 let store = inner.store.clone();
+                let trust = inner.trust.clone();
                 tokio::task::spawn_blocking(move || match Manifest::decode(&bytes) {
-                    Ok(m) => {
+                    Ok(m) if trust.check_manifest(&m).is_ok() => {
                         if let Err(e) = store.put_manifest(&m) {
                             tracing::warn!("cannot store manifest: {e}");
                         }
                     }
+                    Ok(_) => tracing::debug!(%source, "dropping an untrusted manifest"),
                     Err(e) => tracing::debug!(%source, "dropping manifest: {e}"),
                 });
             }
@@ -371,14 +488,53 @@ async fn dispatch(inner: Arc<Inner>, mut events: mpsc::Receiver<NetEvent>) {
                 let shown = addr.clone().with_p2p(peer).map(|a| a.to_string()).unwrap_or_else(|a| a.to_string());
                 let peer_text = peer.to_string();
                 tokio::task::spawn_blocking(move || store.remember_peer(&peer_text, &[shown]));
-                tokio::spawn(sync_catalog(inner.clone(), peer));
+                tokio::spawn(sync_with_peer(inner.clone(), peer));
             }
             NetEvent::NameRecord { .. } => {}
+            NetEvent::TrustRecord { bytes } => {
+                let (store, trust) = (inner.store.clone(), inner.trust.clone());
+                tokio::task::spawn_blocking(move || {
+                    if let Err(e) = trust.accept(&store, &bytes) {
+                        tracing::info!("dropping a trust record: {e}");
+                    }
+                });
+            }
         }
     }
 }
 
-/// Pulls a peer's catalog page by page, keeping every valid manifest.
+/// Catches up with a new peer: its trust records first (so delegations are known before the
+/// manifests they vouch for), then its catalog.
+async fn sync_with_peer(inner: Arc<Inner>, peer: PeerId) {
+    sync_trust(&inner, peer).await;
+    sync_catalog(inner, peer).await;
+}
+
+/// Pulls a peer's trust records page by page, keeping every valid one.
+async fn sync_trust(inner: &Arc<Inner>, peer: PeerId) {
+    let mut after = 0;
+    for _ in 0..MAX_CATALOG_PAGES {
+        let Ok(r) = inner.net.request(peer, Request::TrustRecords { after, limit: MAX_CATALOG_PAGE }).await else {
+            return;
+        };
+        let Response::TrustRecords { records, next, more } = r.header else { return };
+        let (store, trust) = (inner.store.clone(), inner.trust.clone());
+        let _ = tokio::task::spawn_blocking(move || {
+            for bytes in records {
+                if let Err(e) = trust.accept(&store, &bytes) {
+                    tracing::info!(%peer, "peer holds an invalid trust record: {e}");
+                }
+            }
+        })
+        .await;
+        if !more || next <= after {
+            return;
+        }
+        after = next;
+    }
+}
+
+/// Pulls a peer's catalog page by page, keeping every valid, trusted manifest.
 async fn sync_catalog(inner: Arc<Inner>, peer: PeerId) {
     let mut after = 0;
     for _ in 0..MAX_CATALOG_PAGES {
@@ -391,9 +547,11 @@ async fn sync_catalog(inner: Arc<Inner>, peer: PeerId) {
         };
         let Response::Catalog { manifests, next, more } = response else { return };
         let store = inner.store.clone();
+        let trust = inner.trust.clone();
         let stored = tokio::task::spawn_blocking(move || {
             for bytes in manifests {
                 match Manifest::decode(&bytes) {
+                    Ok(m) if trust.check_manifest(&m).is_err() => {}
                     Ok(m) => {
                         if let Err(e) = store.put_manifest(&m) {
                             tracing::warn!("cannot store manifest: {e}");

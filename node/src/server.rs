@@ -100,6 +100,14 @@ fn answer_inner(
             let len = payload.len() as u64;
             TransferResponse { header: Response::Chunks { first, count, len }, payload }
         }
+        Request::TrustRecords { after, limit } => {
+            let (records, next, more) = store.trust_page(after, limit.min(MAX_CATALOG_PAGE))?;
+            TransferResponse::plain(Response::TrustRecords {
+                records: records.into_iter().map(serde_bytes::ByteBuf::from).collect(),
+                next,
+                more,
+            })
+        }
         Request::Catalog { after, limit } => {
             let (manifests, next, more) = store.catalog_page(after, limit.min(MAX_CATALOG_PAGE))?;
             TransferResponse::plain(Response::Catalog {

@@ -17,8 +17,10 @@ pub struct Stats {
     pub chunks_rejected: AtomicU64,
     /// Gossiped manifests accepted.
     pub gossip_accepted: AtomicU64,
-    /// Gossiped manifests rejected.
+    /// Gossiped manifests rejected as invalid.
     pub gossip_rejected: AtomicU64,
+    /// Gossiped manifests ignored (valid but not trusted here).
+    pub gossip_ignored: AtomicU64,
 }
 
 /// A copy of the counters.
@@ -38,6 +40,8 @@ pub struct StatsSnapshot {
     pub gossip_accepted: u64,
     /// Gossip rejected.
     pub gossip_rejected: u64,
+    /// Gossip ignored.
+    pub gossip_ignored: u64,
 }
 
 fn add(map: &Mutex<BTreeMap<String, u64>>, peer: &str, bytes: u64) {
@@ -69,6 +73,7 @@ impl Stats {
             chunks_rejected: self.chunks_rejected.load(Ordering::Relaxed),
             gossip_accepted: self.gossip_accepted.load(Ordering::Relaxed),
             gossip_rejected: self.gossip_rejected.load(Ordering::Relaxed),
+            gossip_ignored: self.gossip_ignored.load(Ordering::Relaxed),
         }
     }
 }

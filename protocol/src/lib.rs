@@ -26,6 +26,7 @@ pub mod metadata;
 pub mod name;
 pub mod path;
 pub mod slug;
+pub mod trust;
 pub mod wire;
 
 pub use chunk::{ChunkList, ChunkSize, FileDigest};

@@ -64,6 +64,13 @@ pub enum Request {
         /// Most manifests wanted (at most [`MAX_CATALOG_PAGE`]).
         limit: u32,
     },
+    /// A page of the responder's trust records (delegations, revocations) after position `after`.
+    TrustRecords {
+        /// Position to continue from (0 for the start).
+        after: u64,
+        /// Most records wanted (at most [`MAX_CATALOG_PAGE`]).
+        limit: u32,
+    },
 }
 
 /// Why a request was refused.
@@ -130,6 +137,15 @@ pub enum Response {
         /// True if more pages follow.
         more: bool,
     },
+    /// A page of trust records.
+    TrustRecords {
+        /// Canonical trust-record bytes.
+        records: Vec<serde_bytes::ByteBuf>,
+        /// Position to ask from next.
+        next: u64,
+        /// True if more pages follow.
+        more: bool,
+    },
     /// A refusal.
     Error {
         /// Why.
@@ -160,7 +176,9 @@ impl Request {
     pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
         let r: Request = cbor::from_canonical_slice(bytes, MAX_REQUEST_LEN)?;
         match &r {
-            Request::Catalog { limit, .. } if *limit > MAX_CATALOG_PAGE => Err(WireError::OverLimit("catalog limit")),
+            Request::Catalog { limit, .. } | Request::TrustRecords { limit, .. } if *limit > MAX_CATALOG_PAGE => {
+                Err(WireError::OverLimit("page limit"))
+            }
             Request::Chunks { count: 0, .. } => Err(WireError::OverLimit("chunk count is zero")),
             _ => Ok(r),
         }
@@ -181,8 +199,10 @@ impl Response {
             Response::Have { count, bitmap } if bitmap.len() as u64 != count.div_ceil(8) => {
                 Err(WireError::OverLimit("bitmap length"))
             }
-            Response::Catalog { manifests, .. } if manifests.len() > MAX_CATALOG_PAGE as usize => {
-                Err(WireError::OverLimit("catalog page"))
+            Response::Catalog { manifests: items, .. } | Response::TrustRecords { records: items, .. }
+                if items.len() > MAX_CATALOG_PAGE as usize =>
+            {
+                Err(WireError::OverLimit("page"))
             }
             _ => Ok(r),
         }
@@ -222,7 +242,7 @@ mod tests {
     #[test]
     fn limits_enforced() {
         let big = Request::Catalog { after: 0, limit: 10_000 }.encode().unwrap();
-        assert_eq!(Request::decode(&big), Err(WireError::OverLimit("catalog limit")));
+        assert_eq!(Request::decode(&big), Err(WireError::OverLimit("page limit")));
         let zero = Request::Chunks { file: ContentId::of(b"f"), first: 0, count: 0 }.encode().unwrap();
         assert!(Request::decode(&zero).is_err());
         let huge = Response::Chunks { first: 0, count: 1, len: MAX_CHUNKS_PAYLOAD + 1 }.encode().unwrap();

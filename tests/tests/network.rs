@@ -317,3 +317,75 @@ async fn a_private_network_is_invisible_to_outsiders() -> Result<()> {
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_publishers_vouched_for_by_a_trusted_root_get_through() -> Result<()> {
+    let root = TestNode::start(&[]).await?;
+    let agency = TestNode::start(&[&root]).await?;
+    let root_key = root.node.publisher().to_string();
+    let strict = {
+        let k = root_key.clone();
+        TestNode::start_with(&[&root, &agency], move |c| c.trust_roots = vec![k]).await?
+    };
+    strict.wait_peers(2).await?;
+    let src = tempfile::tempdir()?;
+    let publish = |seed: u64, slug: &'static str| {
+        let agency = agency.node.clone();
+        let dir = src.path().to_path_buf();
+        async move {
+            let data = make_dataset(&dir, seed, &[("f.csv", 100)])?;
+            anyhow::Ok(agency.publish(request(&data, slug, "Health data", 1 << 16)?, quiet()).await?)
+        }
+    };
+    // Unknown publisher: ignored by the strict node, accepted by the open root node.
+    let early = publish(40, "moh-early").await?;
+    wait_for("the open node to accept it", Duration::from_secs(20), || has_manifest(&root, early.id())).await?;
+    wait_for("the strict node to ignore it", Duration::from_secs(20), || async {
+        Ok(strict.node.stats().gossip_ignored >= 1)
+    })
+    .await?;
+    assert!(!has_manifest(&strict, early.id()).await?, "an unknown publisher's manifest was stored");
+    let err = strict.node.fetch(&early.id().to_string(), tempfile::tempdir()?.path(), FetchOptions::default()).await;
+    assert!(err.is_err_and(|e| e.to_string().contains("not trusted")), "fetched an untrusted dataset");
+
+    // The root vouches for the agency under "moh-": now its datasets go through.
+    root.node.delegate(agency.node.publisher(), "Ministry of Health", "moh-", 30, false).await?;
+    wait_for("the strict node to learn the delegation", Duration::from_secs(20), || async {
+        Ok(strict.node.check_trust(&early).is_ok())
+    })
+    .await?;
+    let vouched = publish(41, "moh-beds").await?;
+    wait_for("the strict node to accept the vouched manifest", Duration::from_secs(20), || {
+        has_manifest(&strict, vouched.id())
+    })
+    .await?;
+    // Outside the delegated prefix: still refused.
+    let outside = publish(42, "mof-budget").await?;
+    wait_for("the open node to see it", Duration::from_secs(20), || has_manifest(&root, outside.id())).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!has_manifest(&strict, outside.id()).await?, "a manifest outside the delegated prefix was stored");
+
+    // The root revokes the agency: its new manifests are refused, old ones are marked.
+    root.node.revoke(agency.node.publisher(), "key compromised").await?;
+    wait_for("the strict node to learn the revocation", Duration::from_secs(20), || async {
+        Ok(strict.node.is_revoked(&agency.node.publisher()))
+    })
+    .await?;
+    assert!(strict.node.check_trust(&vouched).is_err(), "a revoked publisher's old manifest still counts as trusted");
+    let ignored = strict.node.stats().gossip_ignored;
+    let after = publish(43, "moh-after").await?;
+    wait_for("the strict node to ignore it", Duration::from_secs(20), || async {
+        Ok(strict.node.stats().gossip_ignored > ignored)
+    })
+    .await?;
+    assert!(!has_manifest(&strict, after.id()).await?, "a revoked publisher's new manifest was stored");
+
+    // A late joiner with the same root learns delegation and revocation from its peer.
+    let k = root_key.clone();
+    let late = TestNode::start_with(&[&root], move |c| c.trust_roots = vec![k]).await?;
+    wait_for("the late joiner to learn the revocation", Duration::from_secs(20), || async {
+        Ok(late.node.is_revoked(&agency.node.publisher()))
+    })
+    .await?;
+    Ok(())
+}

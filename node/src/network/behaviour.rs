@@ -32,6 +32,8 @@ pub struct Behaviour {
 pub struct WireNames {
     /// Gossip topic for manifests.
     pub topic: String,
+    /// Gossip topic for trust records.
+    pub trust_topic: String,
     /// Kademlia protocol id.
     pub kad: StreamProtocol,
     /// Transfer protocol id.
@@ -46,6 +48,7 @@ impl WireNames {
         let p = |s: String| StreamProtocol::try_from_owned(s).map_err(|e| e.to_string());
         Ok(Self {
             topic: format!("/lien/{network}/manifests/1"),
+            trust_topic: format!("/lien/{network}/trust/1"),
             kad: p(format!("/lien/{network}/kad/1.0.0"))?,
             transfer: p(format!("/lien/{network}/transfer/1"))?,
             identify: format!("/lien/{network}/1"),
@@ -101,7 +104,9 @@ impl Behaviour {
             .build()
             .map_err(|e| e.to_string())?;
         let mut gossip = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), gossip_config)?;
-        gossip.with_peer_score(gossip_score_params(&names.topic), gossip_thresholds()).map_err(|e| e.to_string())?;
+        gossip
+            .with_peer_score(gossip_score_params(&[&names.topic, &names.trust_topic]), gossip_thresholds())
+            .map_err(|e| e.to_string())?;
 
         let transfer = request_response::Behaviour::with_codec(
             TransferCodec,
@@ -115,15 +120,17 @@ impl Behaviour {
 }
 
 /// Peer scoring: invalid manifests cost a sender dearly; the rest stays near the defaults.
-fn gossip_score_params(topic: &str) -> gossipsub::PeerScoreParams {
+fn gossip_score_params(topics: &[&str]) -> gossipsub::PeerScoreParams {
     let mut params = gossipsub::PeerScoreParams::default();
-    let topic = gossipsub::IdentTopic::new(topic);
-    let topic_params = gossipsub::TopicScoreParams {
-        invalid_message_deliveries_weight: -100.0,
-        invalid_message_deliveries_decay: 0.9,
-        ..Default::default()
-    };
-    params.topics.insert(topic.hash(), topic_params);
+    for topic in topics {
+        let topic = gossipsub::IdentTopic::new(*topic);
+        let topic_params = gossipsub::TopicScoreParams {
+            invalid_message_deliveries_weight: -100.0,
+            invalid_message_deliveries_decay: 0.9,
+            ..Default::default()
+        };
+        params.topics.insert(topic.hash(), topic_params);
+    }
     params
 }
 

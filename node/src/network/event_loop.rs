@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::behaviour::{Behaviour, BehaviourEvent, WireNames};
 use super::{
     peer_id_of, Command, NetError, NetEvent, NetworkHandle, NetworkSetup, PeerInfo, ResponseSlot, TransferResponse,
+    Verdict,
 };
 use crate::config::NodeConfig;
 
@@ -34,6 +35,8 @@ pub fn spawn(
     let mut swarm = build_swarm(&setup.keypair, config, &names)?;
     let topic = gossipsub::IdentTopic::new(names.topic.clone());
     swarm.behaviour_mut().gossip.subscribe(&topic).map_err(|e| NetError::Setup(e.to_string()))?;
+    let trust_topic = gossipsub::IdentTopic::new(names.trust_topic.clone());
+    swarm.behaviour_mut().gossip.subscribe(&trust_topic).map_err(|e| NetError::Setup(e.to_string()))?;
     for addr in &config.listen {
         let is_tcp = addr.iter().any(|p| matches!(p, libp2p::multiaddr::Protocol::Tcp(_)));
         if config.psk().is_some() && !is_tcp {
@@ -61,6 +64,7 @@ pub fn spawn(
         commands: rx,
         events,
         topic,
+        trust_topic,
         setup,
         pending_dials: HashMap::new(),
         pending_requests: HashMap::new(),
@@ -129,6 +133,7 @@ struct EventLoop {
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<NetEvent>,
     topic: gossipsub::IdentTopic,
+    trust_topic: gossipsub::IdentTopic,
     setup: NetworkSetup,
     pending_dials: HashMap<PeerId, Vec<oneshot::Sender<Result<PeerId, NetError>>>>,
     pending_requests: HashMap<OutboundRequestId, oneshot::Sender<Result<TransferResponse, NetError>>>,
@@ -186,6 +191,11 @@ impl EventLoop {
             Command::Respond { slot, response } => {
                 if swarm.behaviour_mut().transfer.send_response(slot.0, response).is_err() {
                     tracing::debug!("requester went away before the response was sent");
+                }
+            }
+            Command::AnnounceTrust { bytes } => {
+                if let Err(e) = swarm.behaviour_mut().gossip.publish(self.trust_topic.clone(), bytes) {
+                    tracing::debug!("gossip publish: {e}");
                 }
             }
             Command::Announce { bytes } => {
@@ -282,18 +292,31 @@ impl EventLoop {
                 message_id,
                 message,
             })) => {
-                let ok = (self.setup.validate_manifest)(&message.data);
-                let acceptance =
-                    if ok { gossipsub::MessageAcceptance::Accept } else { gossipsub::MessageAcceptance::Reject };
+                let is_trust = message.topic == self.trust_topic.hash();
+                let verdict = if is_trust {
+                    (self.setup.validate_trust)(&message.data)
+                } else {
+                    (self.setup.validate_manifest)(&message.data)
+                };
+                let acceptance = match verdict {
+                    Verdict::Accept => gossipsub::MessageAcceptance::Accept,
+                    Verdict::Ignore => gossipsub::MessageAcceptance::Ignore,
+                    Verdict::Reject => gossipsub::MessageAcceptance::Reject,
+                };
                 self.swarm.behaviour_mut().gossip.report_message_validation_result(
                     &message_id,
                     &propagation_source,
                     acceptance,
                 );
-                if ok {
-                    self.emit(NetEvent::Manifest { bytes: message.data, source: propagation_source }).await;
-                } else {
-                    tracing::info!(peer = %propagation_source, "rejected an invalid manifest from gossip");
+                match (verdict, is_trust) {
+                    (Verdict::Accept, true) => self.emit(NetEvent::TrustRecord { bytes: message.data }).await,
+                    (Verdict::Accept, false) => {
+                        self.emit(NetEvent::Manifest { bytes: message.data, source: propagation_source }).await
+                    }
+                    (Verdict::Ignore, _) => {
+                        tracing::debug!(peer = %propagation_source, "ignored gossip from an untrusted source")
+                    }
+                    (Verdict::Reject, _) => tracing::info!(peer = %propagation_source, "rejected invalid gossip"),
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Transfer(event)) => self.on_transfer(event).await,

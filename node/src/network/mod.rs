@@ -73,6 +73,11 @@ pub enum NetEvent {
         /// Where the answer goes.
         channel: ResponseSlot,
     },
+    /// A trust record arrived over gossip and passed validation.
+    TrustRecord {
+        /// Its canonical bytes.
+        bytes: Vec<u8>,
+    },
     /// A new peer connected (first connection).
     Connected {
         /// The peer.
@@ -96,8 +101,19 @@ impl std::fmt::Debug for ResponseSlot {
     }
 }
 
-/// Validates a gossiped manifest before it is forwarded. Returns true to accept.
-pub type ManifestValidator = std::sync::Arc<dyn Fn(&[u8]) -> bool + Send + Sync>;
+/// What a gossip validator decided about a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Valid: keep and forward.
+    Accept,
+    /// Valid but unwanted here (e.g. an untrusted publisher): drop without blaming the sender.
+    Ignore,
+    /// Invalid: drop and lower the sender's score.
+    Reject,
+}
+
+/// Validates a gossiped message before it is forwarded.
+pub type GossipValidator = std::sync::Arc<dyn Fn(&[u8]) -> Verdict + Send + Sync>;
 /// Validates a DHT name record (key, new value, value already stored) before it is stored.
 /// Returns true to accept.
 pub type RecordValidator = std::sync::Arc<dyn Fn(&[u8], &[u8], Option<&[u8]>) -> bool + Send + Sync>;
@@ -113,6 +129,8 @@ pub enum Command {
     Respond { slot: ResponseSlot, response: TransferResponse },
     /// Gossip a manifest.
     Announce { bytes: Vec<u8> },
+    /// Gossip a trust record (delegation or revocation).
+    AnnounceTrust { bytes: Vec<u8> },
     /// Provide a key (manifest id) in the DHT.
     Provide { key: ContentId },
     /// Stop providing a key.
@@ -203,7 +221,9 @@ pub struct NetworkSetup {
     /// The node's libp2p identity.
     pub keypair: identity::Keypair,
     /// Validator for gossiped manifests.
-    pub validate_manifest: ManifestValidator,
+    pub validate_manifest: GossipValidator,
+    /// Validator for gossiped trust records.
+    pub validate_trust: GossipValidator,
     /// Validator for DHT name records.
     pub validate_record: RecordValidator,
 }

@@ -26,6 +26,8 @@
 //! All methods block on disk I/O; call them from blocking contexts (e.g. `spawn_blocking`).
 
 mod search;
+mod trust;
+pub use trust::TrustKind;
 mod tables;
 
 use std::collections::BTreeMap;
@@ -39,7 +41,10 @@ use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableT
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use tables::{BLOBS, CATALOG, FILES, HAVE, LOCALS, MANIFESTS, META, NAMES, PEERS, PEERS_SEEN, VERSIONS, WORDS};
+use tables::{
+    BLOBS, CATALOG, FILES, HAVE, LOCALS, MANIFESTS, META, NAMES, PEERS, PEERS_SEEN, TRUST_IDS, TRUST_KEYS,
+    TRUST_RECORDS, VERSIONS, WORDS,
+};
 
 /// Layout version of a store created by this code (kept in `meta-v1` under `"schema"`).
 pub const SCHEMA_VERSION: u64 = 1;
@@ -234,6 +239,9 @@ impl Store {
             txn.open_table(LOCALS).db()?;
             txn.open_table(PEERS).db()?;
             txn.open_table(PEERS_SEEN).db()?;
+            txn.open_table(TRUST_RECORDS).db()?;
+            txn.open_table(TRUST_IDS).db()?;
+            txn.open_table(TRUST_KEYS).db()?;
         }
         txn.commit().db()?;
         Ok(Store { db: Arc::new(db), path: Arc::new(path.to_owned()) })

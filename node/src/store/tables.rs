@@ -48,3 +48,12 @@ pub(crate) const PEERS: TableDefinition<&str, &[u8]> = TableDefinition::new("pee
 
 /// seen serial (u64, increasing with every sighting) → peer id text; newest sighting last.
 pub(crate) const PEERS_SEEN: TableDefinition<u64, &str> = TableDefinition::new("peers-seen-v1");
+
+/// trust-record sequence (u64, from 1, in the order first heard) → canonical trust-record bytes.
+pub(crate) const TRUST_RECORDS: TableDefinition<u64, &[u8]> = TableDefinition::new("trust-records-v1");
+
+/// trust-record id → its sequence number (so a record is stored once).
+pub(crate) const TRUST_IDS: TableDefinition<Id, u64> = TableDefinition::new("trust-ids-v1");
+
+/// publisher key bytes → 0 (a trust root) or 1 (a directly trusted publisher), set by the operator.
+pub(crate) const TRUST_KEYS: TableDefinition<Id, u8> = TableDefinition::new("trust-keys-v1");
