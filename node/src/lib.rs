@@ -12,6 +12,7 @@
 //! - [`node`]: the running node tying them together.
 
 pub mod api;
+pub mod audit;
 pub mod chunks;
 pub mod config;
 pub mod fetch;

@@ -12,6 +12,7 @@ use lien_protocol::{ContentId, Manifest, PublisherKey, PublisherSecret, Slug};
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
 
+use crate::audit::{AuditError, AuditLog};
 use crate::config::NodeConfig;
 use crate::fetch::{self, FetchError, FetchOptions, FetchReport};
 use crate::keyfile::{self, KeyFileError};
@@ -75,6 +76,7 @@ pub(crate) struct Inner {
     pub(crate) secret: PublisherSecret,
     pub(crate) stats: Arc<Stats>,
     pub(crate) trust: SharedTrust,
+    pub(crate) audit: Arc<AuditLog>,
     /// One lock per dataset being fetched, so a resumed fetch and a new `get` never interleave.
     pub(crate) fetch_locks: std::sync::Mutex<std::collections::HashMap<ContentId, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -112,6 +114,7 @@ impl Node {
             .await
             .map_err(|e| NodeError::Task(e.to_string()))?
             .map_err(|e| NodeError::Invalid(e.to_string()))?;
+        let audit = Arc::new(open_audit_log(&home.join(crate::audit::AUDIT_FILE))?);
         let gossip_stats = stats.clone();
         let manifest_trust = trust.clone();
         let setup = NetworkSetup {
@@ -142,7 +145,8 @@ impl Node {
             validate_record: Arc::new(validate_name_record),
         };
         let (net, net_task) = network::spawn(&config, setup, events_tx)?;
-        let inner = Arc::new(Inner { config, store, net, secret, stats, trust, fetch_locks: Default::default() });
+        let inner =
+            Arc::new(Inner { config, store, net, secret, stats, trust, audit, fetch_locks: Default::default() });
         let dispatcher = tokio::spawn(dispatch(inner.clone(), events_rx));
         let node = Node { inner, tasks: Arc::new(std::sync::Mutex::new(vec![net_task, dispatcher])) };
         node.reconnect_known_peers().await;
@@ -391,6 +395,17 @@ impl Node {
         Ok(bytes)
     }
 
+    /// The audit log's path.
+    pub fn audit_path(&self) -> PathBuf {
+        self.inner.config.home.join(crate::audit::AUDIT_FILE)
+    }
+
+    /// Verifies the audit log: (entries, hash of the last entry), or where it is broken.
+    pub fn audit_verify(&self) -> Result<(u64, ContentId), AuditError> {
+        self.inner.audit.sync()?;
+        crate::audit::verify(&self.audit_path())
+    }
+
     /// Searches the catalog.
     pub fn search(&self, query: &str, limit: usize) -> Result<Vec<Manifest>, NodeError> {
         Ok(self.inner.store.search(query, limit)?)
@@ -409,6 +424,21 @@ impl Node {
             t.abort();
             let _ = t.await;
         }
+    }
+}
+
+/// Opens the audit log; a log that no longer verifies is set aside (kept as evidence) and a new
+/// one started, with an error in the log, rather than refusing to run.
+fn open_audit_log(path: &Path) -> Result<AuditLog, NodeError> {
+    match AuditLog::open(path) {
+        Ok(log) => Ok(log),
+        Err(AuditError::Broken { line, reason }) => {
+            let aside = path.with_extension(format!("broken-{}", crate::trust::now_secs()));
+            tracing::error!(line, %reason, kept = %aside.display(), "audit log does not verify; starting a new one");
+            std::fs::rename(path, &aside).map_err(|source| NodeError::Home { path: path.to_path_buf(), source })?;
+            AuditLog::open(path).map_err(|e| NodeError::Invalid(e.to_string()))
+        }
+        Err(e) => Err(NodeError::Invalid(e.to_string())),
     }
 }
 
@@ -467,6 +497,7 @@ async fn dispatch(inner: Arc<Inner>, mut events: mpsc::Receiver<NetEvent>) {
                         crate::server::answer(
                             &answer_inner.store,
                             &answer_inner.stats,
+                            &answer_inner.audit,
                             &peer,
                             request,
                             answer_inner.config.adversary_corrupt_chunks,

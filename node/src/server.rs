@@ -7,6 +7,7 @@ use libp2p::PeerId;
 use lien_protocol::wire::{ErrorCode, Request, Response, MAX_CATALOG_PAGE, MAX_CHUNKS_PAYLOAD};
 use lien_protocol::ChunkSize;
 
+use crate::audit::AuditLog;
 use crate::chunks::{bit, chunk_list_key, load_chunk_list, mtime_ns, read_at};
 use crate::network::TransferResponse;
 use crate::stats::Stats;
@@ -17,8 +18,15 @@ fn err(code: ErrorCode, message: impl Into<String>) -> TransferResponse {
 }
 
 /// Computes the answer to `request` from `peer` (blocking: run it off the async threads).
-pub fn answer(store: &Store, stats: &Stats, peer: &PeerId, request: Request, corrupt: bool) -> TransferResponse {
-    match answer_inner(store, stats, peer, request) {
+pub fn answer(
+    store: &Store,
+    stats: &Stats,
+    audit: &AuditLog,
+    peer: &PeerId,
+    request: Request,
+    corrupt: bool,
+) -> TransferResponse {
+    match answer_inner(store, stats, audit, peer, request) {
         Ok(mut r) => {
             if corrupt {
                 // Adversary mode (simulations and tests only): flip a bit of every chunk sent.
@@ -38,6 +46,7 @@ pub fn answer(store: &Store, stats: &Stats, peer: &PeerId, request: Request, cor
 fn answer_inner(
     store: &Store,
     stats: &Stats,
+    audit: &AuditLog,
     peer: &PeerId,
     request: Request,
 ) -> Result<TransferResponse, Box<dyn std::error::Error>> {
@@ -97,6 +106,7 @@ fn answer_inner(
                 }
             }
             stats.served(&peer.to_string(), payload.len() as u64, u64::from(count));
+            audit.record(&peer.to_string(), file, first, count, payload.len() as u64)?;
             let len = payload.len() as u64;
             TransferResponse { header: Response::Chunks { first, count, len }, payload }
         }

@@ -59,6 +59,11 @@ async fn three_nodes_in_a_line_publish_find_and_fetch() -> Result<()> {
     let name = format!("{}/census", a.node.publisher());
     c.node.fetch(&name, &out.path().join("by-name"), FetchOptions::default()).await?;
     assert_same_tree(&data, &out.path().join("by-name"))?;
+    // Every range A served is in its hash-chained audit log, with C as the requester.
+    let (entries, _) = a.node.audit_verify()?;
+    assert!(entries > 0, "nothing was audited");
+    let log = std::fs::read_to_string(a.node.audit_path())?;
+    assert!(log.contains(&c.node.peer_id().to_string()));
     for n in [&a, &b, &c] {
         n.node.shutdown().await;
     }
