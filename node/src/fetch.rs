@@ -134,6 +134,12 @@ pub enum FetchError {
     /// The network task stopped.
     #[error(transparent)]
     Net(#[from] NetError),
+    /// The providers refuse this node: the dataset is restricted to other organisations.
+    #[error("access to dataset {id} refused: this node's key is not delegated to an organisation allowed to read it")]
+    Forbidden {
+        /// The manifest.
+        id: ContentId,
+    },
     /// The dataset's publisher is not trusted by this node.
     #[error("refusing dataset {id}: {reason}")]
     Untrusted {
@@ -186,14 +192,22 @@ async fn ask_any<T>(
     accept: impl Fn(Response) -> Option<T>,
 ) -> Result<T, FetchError> {
     let start = Instant::now();
+    let mut forbidden = false;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         for peer in discover(net, key, left.min(Duration::from_secs(10))).await {
             if let Ok(r) = net.request(peer, request.clone()).await {
+                if let Response::Error { code: ErrorCode::Forbidden, .. } = r.header {
+                    forbidden = true;
+                    continue;
+                }
                 if let Some(v) = accept(r.header) {
                     return Ok(v);
                 }
             }
+        }
+        if forbidden {
+            return Err(FetchError::Forbidden { id: key });
         }
         if Instant::now() >= deadline {
             return Err(FetchError::NoProviders { what, id: key, secs: start.elapsed().as_secs() });
@@ -233,6 +247,7 @@ struct PeerState {
 }
 
 enum Outcome {
+    Forbidden,
     Data(Vec<u8>, Option<Vec<u8>>),
     NotHeld(Vec<u8>),
     Busy,
@@ -331,7 +346,8 @@ async fn fetch_locked(
     // 4. Local preparation: skip what is present, reuse local copies, create part files.
     let prep_store = store.clone();
     let prep_root = root.clone();
-    let (mut jobs, queue) = blocking(move || prepare(&prep_store, &prep_root, entries)).await?;
+    let readers = manifest.body().metadata.readers.clone();
+    let (mut jobs, queue) = blocking(move || prepare(&prep_store, &prep_root, entries, &readers)).await?;
     let mut queue: VecDeque<Unit> = queue.into();
     let present: u64 = total - queue.iter().map(|u| unit_bytes(&jobs, u)).sum::<u64>();
 
@@ -342,6 +358,7 @@ async fn fetch_locked(
     let mut order: Vec<PeerId> = Vec::new();
     let mut inflight = FuturesUnordered::new();
     let mut last_usable = Instant::now();
+    let mut saw_forbidden = false;
     let per_peer_limit = inner.config.fetch_requests_per_peer;
     let report = |done: u64, n: usize| {
         if let Some(p) = &opts.progress {
@@ -386,6 +403,9 @@ async fn fetch_locked(
                 let u = queue.front().copied();
                 let path = u.map(|u| jobs[u.file].entry.path.to_string()).unwrap_or_default();
                 return Err(FetchError::Stalled { path, missing: queue.len() });
+            }
+            if saw_forbidden && order.is_empty() {
+                return Err(FetchError::Forbidden { id });
             }
             let found = discover(net, id, Duration::from_secs(5)).await;
             let mut added = false;
@@ -450,6 +470,12 @@ async fn fetch_locked(
             }
             Outcome::NotHeld(bitmap) => {
                 state.have.insert(unit.file, bitmap);
+                queue.push_front(unit);
+            }
+            Outcome::Forbidden => {
+                saw_forbidden = true;
+                state.failures = MAX_PEER_FAILURES;
+                order.retain(|p| *p != peer);
                 queue.push_front(unit);
             }
             Outcome::Busy => {
@@ -531,6 +557,7 @@ async fn request_unit(
                     have = Some(bitmap);
                 }
                 Response::Error { code: ErrorCode::Busy, .. } => return (peer, unit, Outcome::Busy),
+                Response::Error { code: ErrorCode::Forbidden, .. } => return (peer, unit, Outcome::Forbidden),
                 Response::Error { .. } => return (peer, unit, Outcome::NotHeld(Vec::new())),
                 other => return (peer, unit, Outcome::Failed(format!("unexpected answer {other:?}"))),
             },
@@ -545,6 +572,7 @@ async fn request_unit(
                 Outcome::Data(r.payload, have)
             }
             Response::Error { code: ErrorCode::Busy, .. } => Outcome::Busy,
+            Response::Error { code: ErrorCode::Forbidden, .. } => Outcome::Forbidden,
             Response::Error { code: ErrorCode::NotFound, .. } => Outcome::NotHeld(Vec::new()),
             other => Outcome::Failed(format!("unexpected answer {other:?}")),
         },
@@ -631,6 +659,7 @@ fn prepare(
     store: &crate::store::Store,
     root: &Path,
     entries: Vec<FileEntry>,
+    readers: &[String],
 ) -> Result<(Vec<FileJob>, Vec<Unit>), FetchError> {
     let mut jobs = Vec::new();
     let mut queue = Vec::new();
@@ -682,6 +711,7 @@ fn prepare(
                 complete: true,
                 in_place: false,
                 mtime_ns: None,
+                readers: readers.to_vec(),
             })?;
             jobs.push(job);
             continue;
@@ -696,6 +726,7 @@ fn prepare(
             complete: false,
             in_place: false,
             mtime_ns: None,
+            readers: readers.to_vec(),
         };
         if !resumable {
             let f = File::create(&job.part_path).map_err(io(&job.part_path))?;

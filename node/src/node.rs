@@ -160,6 +160,12 @@ impl Node {
         self.inner.net.peer_id()
     }
 
+    /// This node's own key in publisher-key form: what a root delegates to give this node read
+    /// access to restricted datasets.
+    pub fn node_key(&self) -> Option<PublisherKey> {
+        crate::trust::peer_key(&self.peer_id())
+    }
+
     /// This node's publisher key.
     pub fn publisher(&self) -> PublisherKey {
         self.inner.secret.public()
@@ -498,6 +504,7 @@ async fn dispatch(inner: Arc<Inner>, mut events: mpsc::Receiver<NetEvent>) {
                             &answer_inner.store,
                             &answer_inner.stats,
                             &answer_inner.audit,
+                            &answer_inner.trust,
                             &peer,
                             request,
                             answer_inner.config.adversary_corrupt_chunks,

@@ -213,6 +213,7 @@ pub fn prepare(
             complete: true,
             in_place: req.in_place,
             mtime_ns: if req.in_place { Some(mtime) } else { None },
+            readers: req.metadata.readers.clone(),
         })?;
     }
     store.put_manifest(&manifest)?;

@@ -12,6 +12,7 @@ use crate::chunks::{bit, chunk_list_key, load_chunk_list, mtime_ns, read_at};
 use crate::network::TransferResponse;
 use crate::stats::Stats;
 use crate::store::Store;
+use crate::trust::SharedTrust;
 
 fn err(code: ErrorCode, message: impl Into<String>) -> TransferResponse {
     TransferResponse::plain(Response::error(code, message))
@@ -22,10 +23,28 @@ pub fn answer(
     store: &Store,
     stats: &Stats,
     audit: &AuditLog,
+    trust: &SharedTrust,
     peer: &PeerId,
     request: Request,
     corrupt: bool,
 ) -> TransferResponse {
+    let file = match &request {
+        Request::ChunkList { file } | Request::Have { file } | Request::Chunks { file, .. } => Some(*file),
+        _ => None,
+    };
+    if let Some(file) = file {
+        match may_read(store, trust, peer, &file) {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(%peer, file = %file.short(), "refused a restricted file to an unauthorised node");
+                return err(ErrorCode::Forbidden, "this node is not authorised to read this dataset");
+            }
+            Err(e) => {
+                tracing::warn!(%peer, "failed to check access: {e}");
+                return err(ErrorCode::Internal, "internal error");
+            }
+        }
+    }
     match answer_inner(store, stats, audit, peer, request) {
         Ok(mut r) => {
             if corrupt {
@@ -41,6 +60,23 @@ pub fn answer(
             err(ErrorCode::Internal, "internal error")
         }
     }
+}
+
+/// Whether `peer` may read `file`: public files yes; restricted ones only if the peer's node key
+/// is delegated (through a trusted root) to one of the organisations allowed to read it.
+fn may_read(
+    store: &Store,
+    trust: &SharedTrust,
+    peer: &PeerId,
+    file: &lien_protocol::ContentId,
+) -> Result<bool, Box<dyn std::error::Error>> {
+    let Some(rec) = store.file(file)? else { return Ok(true) };
+    if rec.readers.is_empty() {
+        return Ok(true);
+    }
+    let Some(key) = crate::trust::peer_key(peer) else { return Ok(false) };
+    let orgs = trust.organisations_of(&key);
+    Ok(orgs.iter().any(|o| rec.readers.contains(o)))
 }
 
 fn answer_inner(

@@ -107,6 +107,11 @@ impl SharedTrust {
         Ok(new_here || new_in_store)
     }
 
+    /// The organisations `key` is validly delegated to now.
+    pub fn organisations_of(&self, key: &PublisherKey) -> Vec<String> {
+        self.with(|s| s.organisations_of(key, now_secs()))
+    }
+
     /// The current policy.
     pub fn policy(&self) -> TrustPolicy {
         self.with(|s| s.policy().clone())
@@ -127,4 +132,16 @@ fn policy(config: &NodeConfig, store: &Store) -> Result<TrustPolicy, TrustStoreE
         };
     }
     Ok(p)
+}
+
+/// The ed25519 key behind a peer id, in publisher-key form (node keys are delegated like
+/// publisher keys to give a node read access to restricted datasets).
+pub fn peer_key(peer: &libp2p::PeerId) -> Option<PublisherKey> {
+    let mh: &libp2p::multihash::Multihash<64> = peer.as_ref();
+    if mh.code() != 0 {
+        return None;
+    }
+    let public = libp2p::identity::PublicKey::try_decode_protobuf(mh.digest()).ok()?;
+    let ed = public.try_into_ed25519().ok()?;
+    PublisherKey::from_bytes(&ed.to_bytes()).ok()
 }

@@ -57,6 +57,7 @@ fn file_record(seed: &[u8], chunks: u64, path: &str) -> FileRecord {
         complete: false,
         in_place: false,
         mtime_ns: None,
+        readers: Vec::new(),
     }
 }
 

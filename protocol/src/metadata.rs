@@ -73,6 +73,10 @@ pub struct Metadata {
     /// Languages (`dct:language`), e.g. `vi`, `en`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub languages: Vec<String>,
+    /// Access rights (`dct:accessRights`): the organisations allowed to read the data. Empty means
+    /// public. A serving node checks that the requesting node's key is delegated to one of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub readers: Vec<String>,
 }
 
 impl Metadata {
@@ -97,13 +101,23 @@ impl Metadata {
         ] {
             text(field, value, MAX_SHORT)?;
         }
-        for (field, list) in [("keywords", &self.keywords), ("themes", &self.themes), ("languages", &self.languages)] {
+        for (field, list) in [
+            ("keywords", &self.keywords),
+            ("themes", &self.themes),
+            ("languages", &self.languages),
+            ("readers", &self.readers),
+        ] {
             if list.len() > MAX_LIST || list.iter().any(|s| s.trim().is_empty()) {
                 return Err(MetadataError::BadList { field });
             }
             list.iter().try_for_each(|s| text(field, s, MAX_SHORT))?;
         }
         Ok(())
+    }
+
+    /// True if only the listed organisations may read the data.
+    pub fn is_restricted(&self) -> bool {
+        !self.readers.is_empty()
     }
 
     /// Every searchable word of the metadata, lowercased.

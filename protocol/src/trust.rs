@@ -319,6 +319,28 @@ impl TrustState {
         }
     }
 
+    /// The organisations `key` is validly delegated to (from a trusted root, at time `now`),
+    /// whatever the dataset name: what a serving node checks before serving restricted data.
+    pub fn organisations_of(&self, key: &PublisherKey, now: u64) -> Vec<String> {
+        if self.is_revoked(key) {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for d in self.delegations.get(key).map(Vec::as_slice).unwrap_or_default() {
+            let b = &d.body;
+            if now < b.not_before || now > b.not_after || self.is_revoked(&b.issuer) {
+                continue;
+            }
+            let mut worst = TrustError::Untrusted(String::new());
+            let vouched = self.policy.roots.contains(&b.issuer)
+                || self.chain(&b.issuer, &b.prefix, now, 2, true, &mut worst).is_some();
+            if vouched && !out.contains(&b.organisation) {
+                out.push(b.organisation.clone());
+            }
+        }
+        out
+    }
+
     /// Depth-first search for a valid chain from `key` up to a root.
     fn chain(
         &self,
@@ -473,6 +495,20 @@ mod tests {
         let mut open = TrustState::new(TrustPolicy::default());
         open.add(TrustRecord::Revocation(Revocation::sign(&stranger, stranger.public(), NOW, "").unwrap()));
         assert!(matches!(open.check(&stranger.public(), &slug("x"), NOW), Err(TrustError::Revoked(_))));
+    }
+
+    #[test]
+    fn organisations_of_a_node_key() {
+        let (root, ministry, node, other) = (key(1), key(2), key(3), key(4));
+        let mut s = state(
+            &[&root],
+            vec![delegate(&root, &ministry, "", VALID, true), delegate(&ministry, &node, "", VALID, false)],
+        );
+        assert_eq!(s.organisations_of(&node.public(), NOW), vec![format!("org-{}", node.public().short())]);
+        assert!(s.organisations_of(&other.public(), NOW).is_empty());
+        assert!(s.organisations_of(&node.public(), NOW + 1000).is_empty(), "expired delegation counted");
+        s.add(TrustRecord::Revocation(Revocation::sign(&root, ministry.public(), NOW, "").unwrap()));
+        assert!(s.organisations_of(&node.public(), NOW).is_empty(), "delegation from a revoked issuer counted");
     }
 
     #[test]

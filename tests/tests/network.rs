@@ -394,3 +394,48 @@ async fn only_publishers_vouched_for_by_a_trusted_root_get_through() -> Result<(
     .await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restricted_dataset_is_served_only_to_nodes_of_allowed_organisations() -> Result<()> {
+    let root = TestNode::start(&[]).await?;
+    let root_key = root.node.publisher().to_string();
+    let trusting = |k: String| move |c: &mut lien_node::NodeConfig| c.trust_roots = vec![k];
+    let publisher = TestNode::start_with(&[&root], trusting(root_key.clone())).await?;
+    let finance = TestNode::start_with(&[&root, &publisher], trusting(root_key.clone())).await?;
+    let outsider = TestNode::start_with(&[&root, &publisher], trusting(root_key.clone())).await?;
+    publisher.wait_peers(3).await?;
+    // The root vouches for the publisher, and for the finance ministry's node key.
+    root.node.delegate(publisher.node.publisher(), "General Statistics Office", "", 30, false).await?;
+    let finance_key = finance.node.node_key().context("node key")?;
+    root.node.delegate(finance_key, "Ministry of Finance", "", 30, false).await?;
+    wait_for("the publisher to learn both delegations", Duration::from_secs(20), || async {
+        Ok(publisher.node.store().trust_page(0, 10)?.0.len() >= 2)
+    })
+    .await?;
+
+    let src = tempfile::tempdir()?;
+    let data = make_dataset(src.path(), 50, &[("salaries.csv", 300_000), ("note.txt", 100)])?;
+    let mut req = request(&data, "salaries", "Civil service salaries", 1 << 16)?;
+    req.metadata.readers = vec!["Ministry of Finance".into()];
+    let m = publisher.node.publish(req, quiet()).await?;
+    let id = m.id().to_string();
+
+    let out = tempfile::tempdir()?;
+    finance
+        .node
+        .fetch(&id, out.path(), FetchOptions { timeout: Duration::from_secs(20), ..Default::default() })
+        .await?;
+    assert_same_tree(&data, out.path())?;
+
+    let denied = outsider
+        .node
+        .fetch(
+            &id,
+            tempfile::tempdir()?.path(),
+            FetchOptions { timeout: Duration::from_secs(10), ..Default::default() },
+        )
+        .await;
+    let message = denied.err().context("an unauthorised node fetched a restricted dataset")?.to_string();
+    assert!(message.contains("refused"), "unclear refusal: {message}");
+    Ok(())
+}

@@ -152,6 +152,9 @@ pub struct FileRecord {
     pub in_place: bool,
     /// mtime (unix nanos) of an in-place published file at publish time, to detect edits.
     pub mtime_ns: Option<i128>,
+    /// Organisations allowed to read the file (from its dataset's access rights); empty = public.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub readers: Vec<String>,
 }
 
 impl FileRecord {
@@ -807,6 +810,7 @@ mod tests {
             complete: false,
             in_place: true,
             mtime_ns: Some(-1_700_000_000_123_456_789_i128 * 1000),
+            readers: Vec::new(),
         };
         let back: FileRecord = from_cbor("files-v1", &to_cbor(&rec).unwrap()).unwrap();
         assert_eq!(back, rec);
