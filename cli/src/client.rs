@@ -162,6 +162,13 @@ impl Api {
         r.json().await.context("the daemon sent an answer that does not parse")
     }
 
+    /// `GET path` → text (e.g. `/metrics`).
+    pub async fn text(&self, path: &str) -> Result<String> {
+        let r = self.http.get(self.url(path)).send().await.map_err(|e| self.send_error(e))?;
+        let r = self.check(r).await?;
+        r.text().await.context("the daemon's answer was cut off")
+    }
+
     /// `method path` with an optional JSON body and the token → JSON.
     pub async fn call<T: DeserializeOwned>(
         &self,

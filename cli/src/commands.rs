@@ -18,7 +18,7 @@ use reqwest::Method;
 
 use crate::client::{with_api, Api};
 use crate::output::{bytes, Bar, Out};
-use crate::{GetArgs, PublishArgs, SearchArgs};
+use crate::{GetArgs, ImportCkanArgs, PublishArgs, SearchArgs, StatusArgs};
 
 /// `lien init`
 pub fn init(home: &Path, out: &Out) -> Result<()> {
@@ -35,17 +35,39 @@ pub fn init(home: &Path, out: &Out) -> Result<()> {
 /// `lien publish`
 pub async fn publish(home: &Path, args: PublishArgs, out: &Out) -> Result<()> {
     let path = std::fs::canonicalize(&args.path).with_context(|| format!("cannot read {}", args.path.display()))?;
-    let api = Api::require(home).await?;
-    let body = PublishBody {
-        path,
-        name: args.name,
-        title: args.title,
+    let mut body = PublishBody {
+        path: path.clone(),
+        name: args.name.unwrap_or_default(),
+        title: args.title.unwrap_or_default(),
         description: args.description,
         license: args.license,
         keywords: args.keywords,
+        themes: args.themes,
+        organisation: args.organisation,
+        spatial: args.spatial,
+        temporal: args.temporal,
+        contact: args.contact,
+        languages: args.languages,
         in_place: args.in_place,
         chunk_size: args.chunk_size,
+        ..PublishBody::default()
     };
+    if let Some(dp) = crate::imports::read_datapackage(&path)? {
+        dp.fill(&mut body);
+    }
+    if body.name.is_empty() {
+        bail!("no dataset name: pass --name SLUG (or put \"name\" in {})", crate::imports::DATAPACKAGE);
+    }
+    body.name =
+        crate::parse_slug(&body.name).map_err(|e| anyhow::anyhow!("invalid dataset name {:?}: {e}", body.name))?;
+    if body.title.trim().is_empty() {
+        bail!("no title: pass --title TEXT (or put \"title\" in {})", crate::imports::DATAPACKAGE);
+    }
+    publish_body(home, body, out).await
+}
+
+async fn publish_body(home: &Path, body: PublishBody, out: &Out) -> Result<()> {
+    let api = Api::require(home).await?;
     let bar = Bar::new(false);
     let result = api.stream::<PublishResult>("/v1/publish", &body, |p| bar.update(p)).await;
     bar.finish();
@@ -308,6 +330,86 @@ pub async fn status(home: &Path, out: &Out) -> Result<()> {
     out.line(format!("datasets:     {} held, {} in the catalog", s.datasets, s.catalog));
     out.line(format!("store:        {} metadata, {} data", bytes(s.store_bytes), bytes(s.data_bytes)));
     Ok(())
+}
+
+/// `lien import ckan`
+pub async fn import_ckan(home: &Path, args: ImportCkanArgs, out: &Out) -> Result<()> {
+    let package = crate::imports::read_ckan_package(&args.package)?;
+    let data = std::fs::canonicalize(&args.data).with_context(|| format!("cannot read {}", args.data.display()))?;
+    let files = package.resource_files(&data)?;
+    // The daemon publishes a folder: the resources are gathered (hard-linked) into one under the
+    // home, which the daemon copies into its data folder; the staging folder is removed after.
+    let staging = std::path::absolute(home.join("import"))?.join(format!("ckan-{}", std::process::id()));
+    crate::imports::stage(&files, &staging)?;
+    let mut body = package.to_body(staging.clone());
+    if let Some(name) = args.name {
+        body.name = name;
+    }
+    body.name = crate::parse_slug(&body.name)
+        .map_err(|e| anyhow::anyhow!("the CKAN name {:?} is not a valid dataset name ({e}); pass --name", body.name))?;
+    let result = publish_body(home, body, out).await;
+    let _ = std::fs::remove_dir_all(&staging);
+    result
+}
+
+/// Reads the value of one unlabelled Prometheus sample.
+fn metric(text: &str, name: &str) -> Option<u64> {
+    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// `lien status --watch`: status and transfer rates, refreshed until interrupted (or `--count`).
+pub async fn watch(home: &Path, args: &StatusArgs, out: &Out) -> Result<()> {
+    let api = Api::require(home).await?;
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stdout()) && !out.json;
+    let interval = Duration::from_secs(args.interval);
+    let mut last: Option<(Instant, u64, u64)> = None;
+    let mut n = 0u64;
+    loop {
+        let s: StatusInfo = api.get("/v1/status").await?;
+        let m = api.text("/metrics").await?;
+        let now = Instant::now();
+        let (bytes_in, bytes_out) =
+            (metric(&m, "lien_bytes_in_total").unwrap_or(0), metric(&m, "lien_bytes_out_total").unwrap_or(0));
+        let rate = |now_v: u64, then_v: u64, then: Instant| {
+            let secs = now.duration_since(then).as_secs_f64().max(0.001);
+            (now_v.saturating_sub(then_v) as f64 / secs) as u64
+        };
+        let (rate_in, rate_out) = match last {
+            Some((t, i, o)) => (rate(bytes_in, i, t), rate(bytes_out, o, t)),
+            None => (0, 0),
+        };
+        last = Some((now, bytes_in, bytes_out));
+        let fetches = metric(&m, "lien_fetches_active").unwrap_or(0);
+        if out.json {
+            out.json(&serde_json::json!({
+                "peers": s.peers, "catalog": s.catalog, "datasets": s.datasets,
+                "bytes_in": bytes_in, "bytes_out": bytes_out, "rate_in": rate_in, "rate_out": rate_out,
+                "fetches_active": fetches, "store_bytes": s.store_bytes, "data_bytes": s.data_bytes,
+            }))?;
+        } else {
+            if tty {
+                print!("\x1b[2J\x1b[H"); // clear the screen, cursor home
+                out.line(format!("lien {} · {} · network {} (Ctrl-C to stop)", s.version, s.peer_id, s.network));
+            }
+            out.line(format!(
+                "peers {:>4}  catalog {:>7}  held {:>4}  fetching {:>2}  in {:>10}/s  out {:>10}/s  total in {}  out {}  data {}",
+                s.peers,
+                s.catalog,
+                s.datasets,
+                fetches,
+                bytes(rate_in),
+                bytes(rate_out),
+                bytes(bytes_in),
+                bytes(bytes_out),
+                bytes(s.data_bytes)
+            ));
+        }
+        n += 1;
+        if args.count.is_some_and(|c| n >= c) {
+            return Ok(());
+        }
+        tokio::time::sleep(interval).await;
+    }
 }
 
 /// `lien pin`, `lien unpin`, `lien rm`

@@ -79,7 +79,17 @@ pub async fn run(home: &Path, args: DaemonArgs) -> Result<()> {
             return Err(e).with_context(|| format!("cannot listen for the API on {}", api_config.listen));
         }
     };
-    let result = serve(home, &node, listener, token, &api_config).await;
+    let portal_listener = match api_config.portal_listen {
+        Some(addr) => match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                node.shutdown().await;
+                return Err(e).with_context(|| format!("cannot listen for the portal on {addr}"));
+            }
+        },
+        None => None,
+    };
+    let result = serve(home, &node, listener, portal_listener, token, &api_config).await;
     node.shutdown().await;
     tracing::info!("stopped");
     result
@@ -89,6 +99,7 @@ async fn serve(
     home: &Path,
     node: &Node,
     listener: tokio::net::TcpListener,
+    portal_listener: Option<tokio::net::TcpListener>,
     token: zeroize::Zeroizing<String>,
     api_config: &ApiConfig,
 ) -> Result<()> {
@@ -98,7 +109,19 @@ async fn serve(
         bail!("the node is not listening on any address");
     }
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let mut server = tokio::spawn(api::serve(listener, node.clone(), token, api_config, async {
+    let (api_router, portal_router) = api::routers(node.clone(), token, api_config);
+    let (portal_stop_tx, portal_stop_rx) = oneshot::channel::<()>();
+    let portal_server = match portal_listener {
+        Some(l) => {
+            let addr = l.local_addr().context("the portal listener has no address")?;
+            tracing::info!(portal = %addr, "serving the read-only portal (web page, CKAN API, DCAT, gateway)");
+            Some(tokio::spawn(api::serve_router(l, portal_router, async {
+                let _ = portal_stop_rx.await;
+            })))
+        }
+        None => None,
+    };
+    let mut server = tokio::spawn(api::serve_router(listener, api_router, async {
         let _ = stop_rx.await;
     }));
     let info = DaemonInfo {
@@ -129,6 +152,12 @@ async fn serve(
         },
     };
     let _ = stop_tx.send(());
+    let _ = portal_stop_tx.send(());
+    if let Some(mut portal) = portal_server {
+        if tokio::time::timeout(API_GRACE, &mut portal).await.is_err() {
+            portal.abort();
+        }
+    }
     if !server.is_finished() && tokio::time::timeout(API_GRACE, &mut server).await.is_err() {
         tracing::warn!("API requests still running after {API_GRACE:?}; stopping them");
         server.abort();

@@ -11,6 +11,7 @@
 mod client;
 mod commands;
 mod daemon;
+mod imports;
 mod output;
 
 use std::path::PathBuf;
@@ -54,10 +55,16 @@ pub enum Command {
     )]
     Daemon(DaemonArgs),
     /// Publish a file or folder through the running daemon; prints the manifest id last.
+    ///
+    /// Metadata missing from the flags is taken from a Frictionless `datapackage.json` in the
+    /// folder, when there is one (name, title, description, keywords, licenses, contributors).
     #[command(
-        after_help = "Example:\n  lien publish ./census --name census-2024 --title \"Census 2024\" --license CC-BY-4.0 \\\n    --keyword population --keyword census"
+        after_help = "Example:\n  lien publish ./census --name census-2024 --title \"Census 2024\" --license CC-BY-4.0 \\\n    --keyword population --keyword census --organisation \"General Statistics Office\"\n  lien publish ./gdp    # name, title, ... from ./gdp/datapackage.json"
     )]
-    Publish(PublishArgs),
+    Publish(Box<PublishArgs>),
+    /// Publish a dataset described in another catalog's format.
+    #[command(subcommand)]
+    Import(ImportCommand),
     /// Fetch and verify a dataset by manifest id or PUBLISHER/NAME into a folder.
     #[command(
         after_help = "Example:\n  lien get 5c1f...e9 -o ./data\n  lien get PUBLISHER/census-2024 -o ./census --timeout 120"
@@ -76,8 +83,8 @@ pub enum Command {
     #[command(after_help = "Example:\n  lien peers")]
     Peers,
     /// Show the node's peer id, publisher key, addresses, peers and storage.
-    #[command(after_help = "Example:\n  lien status --json")]
-    Status,
+    #[command(after_help = "Example:\n  lien status --json\n  lien status --watch --interval 5")]
+    Status(StatusArgs),
     /// Keep a local dataset.
     #[command(after_help = "Example:\n  lien pin 5c1f...e9")]
     Pin(IdArg),
@@ -111,12 +118,12 @@ pub struct DaemonArgs {
 pub struct PublishArgs {
     /// File or folder to publish.
     pub path: PathBuf,
-    /// Dataset name: lowercase letters, digits and '-'.
+    /// Dataset name: lowercase letters, digits and '-' [default: from datapackage.json].
     #[arg(long, value_name = "SLUG", value_parser = parse_slug)]
-    pub name: String,
-    /// Title.
+    pub name: Option<String>,
+    /// Title [default: from datapackage.json].
     #[arg(long)]
-    pub title: String,
+    pub title: Option<String>,
     /// Description.
     #[arg(long, default_value = "")]
     pub description: String,
@@ -126,12 +133,69 @@ pub struct PublishArgs {
     /// Keyword (repeatable).
     #[arg(long = "keyword", value_name = "WORD")]
     pub keywords: Vec<String>,
+    /// Publishing organisation's name.
+    #[arg(long, default_value = "")]
+    pub organisation: String,
+    /// Theme (repeatable).
+    #[arg(long = "theme", value_name = "THEME")]
+    pub themes: Vec<String>,
+    /// Spatial coverage, e.g. a province.
+    #[arg(long, default_value = "")]
+    pub spatial: String,
+    /// Temporal coverage, e.g. 2020/2025.
+    #[arg(long, default_value = "")]
+    pub temporal: String,
+    /// Contact point (e-mail address or name).
+    #[arg(long, default_value = "")]
+    pub contact: String,
+    /// Language code, e.g. vi (repeatable).
+    #[arg(long = "language", value_name = "CODE")]
+    pub languages: Vec<String>,
     /// Serve the files where they are instead of copying them into the node's data folder.
     #[arg(long)]
     pub in_place: bool,
     /// Chunk size in bytes (a power of two from 64 KiB to 16 MiB; default 1 MiB).
     #[arg(long, value_name = "BYTES")]
     pub chunk_size: Option<u64>,
+}
+
+/// `lien import ...`
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Publish a CKAN package (as `package_show` returns it) with its downloaded resources.
+    #[command(
+        after_help = "Example:\n  curl -s 'https://portal.example/api/3/action/package_show?id=gdp' > gdp.json\n  lien import ckan gdp.json --data ./gdp-files"
+    )]
+    Ckan(ImportCkanArgs),
+}
+
+/// `lien import ckan`
+#[derive(Debug, Args)]
+pub struct ImportCkanArgs {
+    /// The package: a JSON file with `package_show`'s answer or its `result`.
+    #[arg(value_name = "PACKAGE.json")]
+    pub package: PathBuf,
+    /// Folder with the downloaded resources (found by the file name in each resource's URL,
+    /// else by its name or id).
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// Dataset name [default: the package's CKAN name].
+    #[arg(long, value_name = "SLUG", value_parser = parse_slug)]
+    pub name: Option<String>,
+}
+
+/// `lien status`
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Keep showing status and transfer rates, refreshed every --interval seconds.
+    #[arg(long)]
+    pub watch: bool,
+    /// Seconds between refreshes with --watch.
+    #[arg(long, value_name = "SECS", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
+    pub interval: u64,
+    /// With --watch: stop after this many refreshes [default: until interrupted].
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
 }
 
 /// `lien get`
@@ -258,13 +322,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Init => commands::init(&home, &out),
         Command::Daemon(args) => daemon::run(&home, args).await,
-        Command::Publish(args) => commands::publish(&home, args, &out).await,
+        Command::Publish(args) => commands::publish(&home, *args, &out).await,
         Command::Get(args) => commands::get(&home, args, &out).await,
         Command::Search(args) => commands::search(&home, args, &out).await,
         Command::Show(arg) => commands::show(&home, &arg.target, &out).await,
         Command::Ls => commands::ls(&home, &out).await,
         Command::Peers => commands::peers(&home, &out).await,
-        Command::Status => commands::status(&home, &out).await,
+        Command::Status(args) if args.watch => commands::watch(&home, &args, &out).await,
+        Command::Status(_) => commands::status(&home, &out).await,
+        Command::Import(ImportCommand::Ckan(args)) => commands::import_ckan(&home, args, &out).await,
         Command::Pin(arg) => commands::local_change(&home, &arg.id, "pin", &out).await,
         Command::Unpin(arg) => commands::local_change(&home, &arg.id, "unpin", &out).await,
         Command::Rm(arg) => commands::local_change(&home, &arg.id, "rm", &out).await,

@@ -19,6 +19,7 @@ pub mod fetch;
 pub mod keyfile;
 pub mod network;
 pub mod node;
+pub mod portal;
 pub mod publish;
 pub mod server;
 pub mod stats;

@@ -128,11 +128,13 @@ fn sandboxed() -> [(header::HeaderName, HeaderValue); 2] {
     ]
 }
 
-fn escape(s: &str) -> String {
+/// Escapes text for HTML content and attribute values.
+pub(crate) fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
 }
 
-fn percent_encode(segment: &str) -> String {
+/// Percent-encodes one URL path segment (or query value): everything but unreserved characters.
+pub(crate) fn percent_encode(segment: &str) -> String {
     let mut out = String::new();
     for b in segment.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {

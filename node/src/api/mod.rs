@@ -15,7 +15,7 @@
 mod gateway;
 mod metrics;
 mod openapi;
-mod v1;
+pub(crate) mod v1;
 
 pub mod error;
 pub mod home;
@@ -41,8 +41,11 @@ use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
 
 pub use error::ApiError;
+pub(crate) use gateway::{escape, percent_encode};
+pub(crate) use v1::files_of;
 
 use crate::node::Node;
+use crate::portal::{Portal, PortalSettings};
 
 /// The `[api]` table of `lien.toml`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -54,6 +57,14 @@ pub struct ApiConfig {
     pub max_concurrent_requests: usize,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Where to serve the read-only portal alone (web pages, CKAN API, DCAT, gateway), e.g.
+    /// `0.0.0.0:8080`; none by default. The portal is always served on `listen` as well.
+    pub portal_listen: Option<SocketAddr>,
+    /// Public base URL of the portal (`https://data.example.gov.vn`), used in exported links;
+    /// by default links are built from the request's `Host`.
+    pub public_url: Option<String>,
+    /// Title of the catalog shown on the web page and in exports.
+    pub portal_title: Option<String>,
 }
 
 impl Default for ApiConfig {
@@ -62,6 +73,9 @@ impl Default for ApiConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 4041)),
             max_concurrent_requests: 64,
             max_body_bytes: 64 * 1024,
+            portal_listen: None,
+            public_url: None,
+            portal_title: None,
         }
     }
 }
@@ -88,6 +102,9 @@ pub enum ApiConfigError {
     /// A value out of range.
     #[error("invalid config value for api.{0}: must be at least 1")]
     Invalid(&'static str),
+    /// `public_url` is not a plain http(s) URL.
+    #[error("invalid config value for api.public_url: {0:?} is not an http:// or https:// URL")]
+    BadUrl(String),
 }
 
 impl ApiConfig {
@@ -122,6 +139,13 @@ impl ApiConfig {
         if self.max_body_bytes == 0 {
             return Err(ApiConfigError::Invalid("max_body_bytes"));
         }
+        if let Some(url) = &self.public_url {
+            let ok = (url.starts_with("http://") || url.starts_with("https://"))
+                && !url.chars().any(|c| c.is_whitespace() || c.is_control() || "<>\"'{}|^`\\".contains(c));
+            if !ok {
+                return Err(ApiConfigError::BadUrl(url.clone()));
+            }
+        }
         Ok(())
     }
 }
@@ -136,16 +160,29 @@ pub(crate) struct ApiState {
     pub(crate) fetches_active: Arc<AtomicU64>,
     /// One on-demand gateway fetch at a time, so two requests never fill the same folder at once.
     pub(crate) gateway_fetch: Arc<tokio::sync::Mutex<()>>,
+    /// The portal's settings and catalog index (shared by the API and the portal listener).
+    pub(crate) portal: Arc<Portal>,
 }
 
 /// Builds the API's router for `node`, accepting `token` on mutating endpoints.
 pub fn router(node: Node, token: Zeroizing<String>, config: &ApiConfig) -> Router {
+    routers(node, token, config).0
+}
+
+/// Builds the API's router and the read-only portal router (web pages, CKAN API, DCAT export,
+/// gateway) for `portal_listen`; both share one state (catalog index, limits, fetch lock).
+pub fn routers(node: Node, token: Zeroizing<String>, config: &ApiConfig) -> (Router, Router) {
+    let settings = PortalSettings {
+        public_url: config.public_url.clone(),
+        title: config.portal_title.clone().unwrap_or_else(|| format!("Lien node {}", short_peer(&node))),
+    };
     let state = ApiState {
         node,
         token: Arc::new(token),
         permits: Arc::new(Semaphore::new(config.max_concurrent_requests)),
         fetches_active: Arc::new(AtomicU64::new(0)),
         gateway_fetch: Arc::new(tokio::sync::Mutex::new(())),
+        portal: Arc::new(Portal::new(settings)),
     };
     let mutating = Router::new()
         .route("/v1/publish", post(v1::publish))
@@ -156,7 +193,11 @@ pub fn router(node: Node, token: Zeroizing<String>, config: &ApiConfig) -> Route
         .route("/v1/local/{id}", delete(v1::remove))
         .route("/v1/local/{id}/verify", post(v1::verify))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
-    Router::new()
+    let gateway = Router::new()
+        .route("/d/{id}", get(gateway::redirect_to_listing))
+        .route("/d/{id}/", get(gateway::listing))
+        .route("/d/{id}/{*path}", get(gateway::file));
+    let api = Router::new()
         .route("/v1/status", get(v1::status))
         .route("/v1/peers", get(v1::peers))
         .route("/v1/search", get(v1::search))
@@ -165,15 +206,23 @@ pub fn router(node: Node, token: Zeroizing<String>, config: &ApiConfig) -> Route
         .route("/v1/local", get(v1::local))
         .route("/v1/openapi.json", get(openapi::document))
         .route("/metrics", get(metrics::metrics))
-        .route("/d/{id}", get(gateway::redirect_to_listing))
-        .route("/d/{id}/", get(gateway::listing))
-        .route("/d/{id}/{*path}", get(gateway::file))
-        .merge(mutating)
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(config.max_body_bytes))
-        .layer(middleware::from_fn_with_state(state.clone(), limit_concurrency))
-        .with_state(state)
+        .merge(gateway.clone())
+        .merge(crate::portal::routes())
+        .merge(mutating);
+    let portal = gateway.merge(crate::portal::routes());
+    let finish = |r: Router<ApiState>| {
+        r.fallback(not_found)
+            .method_not_allowed_fallback(method_not_allowed)
+            .layer(DefaultBodyLimit::max(config.max_body_bytes))
+            .layer(middleware::from_fn_with_state(state.clone(), limit_concurrency))
+            .with_state(state.clone())
+    };
+    (finish(api), finish(portal))
+}
+
+fn short_peer(node: &Node) -> String {
+    let id = node.peer_id().to_string();
+    id.chars().rev().take(8).collect::<Vec<_>>().into_iter().rev().collect()
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then finishes the requests in flight.
@@ -186,6 +235,15 @@ pub fn serve(
 ) -> impl Future<Output = std::io::Result<()>> + Send + 'static {
     let app = router(node, token, config);
     async move { axum::serve(listener, app).with_graceful_shutdown(shutdown).await }
+}
+
+/// Serves `app` (e.g. the portal router of [`routers`]) on `listener` until `shutdown`.
+pub async fn serve_router(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }
 
 async fn not_found(method: Method, uri: axum::http::Uri) -> ApiError {

@@ -153,7 +153,7 @@ pub struct LocalInfo {
 }
 
 /// `POST /v1/publish`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PublishBody {
     /// Absolute path of a file or folder on the daemon's machine.
@@ -171,6 +171,24 @@ pub struct PublishBody {
     /// Keywords.
     #[serde(default)]
     pub keywords: Vec<String>,
+    /// Themes (`dcat:theme`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub themes: Vec<String>,
+    /// Publishing organisation's name.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub organisation: String,
+    /// Spatial coverage.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub spatial: String,
+    /// Temporal coverage, e.g. `2020/2025`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub temporal: String,
+    /// Contact point (an e-mail address or a name).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub contact: String,
+    /// Languages (`vi`, `en`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub languages: Vec<String>,
     /// Serve the files where they are instead of copying them.
     #[serde(default)]
     pub in_place: bool,

@@ -313,6 +313,12 @@ pub(crate) async fn publish(
         description: body.description,
         keywords: body.keywords,
         license: body.license,
+        themes: body.themes,
+        spatial: body.spatial,
+        temporal: body.temporal,
+        organisation: body.organisation,
+        contact: body.contact,
+        languages: body.languages,
         ..Metadata::default()
     };
     metadata.validate().map_err(|e| ApiError::bad_request(format!("invalid metadata: {e}")))?;
