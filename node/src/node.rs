@@ -208,6 +208,11 @@ impl Node {
         Ok(self.inner.net.peers().await?)
     }
 
+    /// This node's gossip score of `peer` and whether it keeps `peer` in its manifest mesh.
+    pub async fn gossip_standing(&self, peer: PeerId) -> Result<(Option<f64>, bool), NodeError> {
+        Ok(self.inner.net.gossip_standing(peer).await?)
+    }
+
     /// Transfer statistics.
     pub fn stats(&self) -> StatsSnapshot {
         self.inner.stats.snapshot()

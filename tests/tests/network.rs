@@ -439,3 +439,27 @@ async fn a_restricted_dataset_is_served_only_to_nodes_of_allowed_organisations()
     assert!(message.contains("refused"), "unclear refusal: {message}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_invalid_gossip_sinks_the_senders_score_until_it_is_pruned() -> Result<()> {
+    let a = TestNode::start(&[]).await?;
+    let b = TestNode::start(&[&a]).await?;
+    let flooder = TestNode::start_with(&[&b], |c| c.max_connections = 1).await?;
+    flooder.wait_peers(1).await?;
+    // Let the mesh form so the flooder's messages reach B.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let f = flooder.node.peer_id();
+    for i in 0..20u32 {
+        let junk = format!("junk manifest number {i}").into_bytes();
+        flooder.node.network().send(Command::Announce { bytes: junk }).await?;
+    }
+    wait_for("B to graylist the flooder", Duration::from_secs(20), || async {
+        let (score, in_mesh) = b.node.gossip_standing(f).await?;
+        Ok(score.is_some_and(|s| s < -1000.0) && !in_mesh)
+    })
+    .await?;
+    // An honest peer keeps a neutral score.
+    let (honest, _) = b.node.gossip_standing(a.node.peer_id()).await?;
+    assert!(honest.unwrap_or(0.0) >= 0.0, "the honest peer was penalised: {honest:?}");
+    Ok(())
+}

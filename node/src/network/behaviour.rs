@@ -124,9 +124,22 @@ fn gossip_score_params(topics: &[&str]) -> gossipsub::PeerScoreParams {
     let mut params = gossipsub::PeerScoreParams::default();
     for topic in topics {
         let topic = gossipsub::IdentTopic::new(*topic);
+        // Manifests are rare, so silence is normal: no mesh-delivery penalties. Time in the mesh
+        // and first deliveries earn a little; every invalid message costs -100 × count², and
+        // that memory fades slowly (half-life about 11 minutes), so a flood sinks its sender
+        // below the graylist threshold and keeps it there.
         let topic_params = gossipsub::TopicScoreParams {
+            topic_weight: 1.0,
+            time_in_mesh_weight: 0.01,
+            time_in_mesh_quantum: Duration::from_secs(1),
+            time_in_mesh_cap: 100.0,
+            first_message_deliveries_weight: 1.0,
+            first_message_deliveries_decay: 0.9,
+            first_message_deliveries_cap: 50.0,
+            mesh_message_deliveries_weight: 0.0,
+            mesh_failure_penalty_weight: 0.0,
             invalid_message_deliveries_weight: -100.0,
-            invalid_message_deliveries_decay: 0.9,
+            invalid_message_deliveries_decay: 0.999,
             ..Default::default()
         };
         params.topics.insert(topic.hash(), topic_params);

@@ -99,3 +99,44 @@ impl libp2p::request_response::Codec for TransferCodec {
         io.close().await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::io::Cursor;
+    use libp2p::request_response::Codec;
+
+    fn protocol() -> StreamProtocol {
+        StreamProtocol::new("/lien/test/transfer/1")
+    }
+
+    #[tokio::test]
+    async fn oversized_frames_are_refused_before_anything_is_allocated() {
+        // A length prefix claiming 4 GiB, with nothing behind it: refused on the prefix alone.
+        let mut io = Cursor::new(u32::MAX.to_be_bytes().to_vec());
+        let e = TransferCodec.read_request(&protocol(), &mut io).await.unwrap_err();
+        assert!(e.to_string().contains("over the limit"), "{e}");
+        let mut io = Cursor::new(u32::MAX.to_be_bytes().to_vec());
+        let e = TransferCodec.read_response(&protocol(), &mut io).await.unwrap_err();
+        assert!(e.to_string().contains("over the limit"), "{e}");
+        // A valid Chunks header announcing a payload over the limit: refused before reading it.
+        let header = Response::Chunks { first: 0, count: 1, len: MAX_CHUNKS_PAYLOAD + 1 }.encode().unwrap();
+        let mut bytes = (header.len() as u32).to_be_bytes().to_vec();
+        bytes.extend_from_slice(&header);
+        let e = TransferCodec.read_response(&protocol(), &mut Cursor::new(bytes)).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[tokio::test]
+    async fn requests_and_chunk_responses_round_trip() {
+        let req = Request::Chunks { file: lien_protocol::ContentId::of(b"f"), first: 2, count: 3 };
+        let mut buf = Vec::new();
+        TransferCodec.write_request(&protocol(), &mut Cursor::new(&mut buf), req.clone()).await.unwrap();
+        assert_eq!(TransferCodec.read_request(&protocol(), &mut Cursor::new(buf)).await.unwrap(), req);
+        let res =
+            TransferResponse { header: Response::Chunks { first: 2, count: 3, len: 5 }, payload: b"abcde".to_vec() };
+        let mut buf = Vec::new();
+        TransferCodec.write_response(&protocol(), &mut Cursor::new(&mut buf), res.clone()).await.unwrap();
+        assert_eq!(TransferCodec.read_response(&protocol(), &mut Cursor::new(buf)).await.unwrap(), res);
+    }
+}

@@ -224,6 +224,11 @@ impl EventLoop {
                 let id = swarm.behaviour_mut().kad.get_record(record_key(&key));
                 self.pending_records.insert(id, (Vec::new(), reply));
             }
+            Command::GossipStanding { peer, reply } => {
+                let gossip = &swarm.behaviour().gossip;
+                let in_mesh = gossip.mesh_peers(&self.topic.hash()).any(|p| *p == peer);
+                let _ = reply.send((gossip.peer_score(&peer), in_mesh));
+            }
             Command::Peers { reply } => {
                 let mut peers: HashMap<PeerId, Vec<String>> = HashMap::new();
                 for peer in swarm.connected_peers() {

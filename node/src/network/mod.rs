@@ -143,6 +143,8 @@ pub enum Command {
     GetRecord { key: ContentId, reply: oneshot::Sender<Vec<Vec<u8>>> },
     /// Connected peers.
     Peers { reply: oneshot::Sender<Vec<PeerInfo>> },
+    /// This node's gossip score of a peer, and whether the peer is in its manifest mesh.
+    GossipStanding { peer: PeerId, reply: oneshot::Sender<(Option<f64>, bool)> },
     /// Current listen addresses (with `/p2p/<self>`).
     ListenAddrs { reply: oneshot::Sender<Vec<Multiaddr>> },
     /// Stop the task.
@@ -195,6 +197,11 @@ impl NetworkHandle {
     /// Values stored under `key` in the DHT.
     pub async fn get_record(&self, key: ContentId) -> Result<Vec<Vec<u8>>, NetError> {
         self.ask(|reply| Command::GetRecord { key, reply }).await
+    }
+
+    /// This node's gossip score of `peer` (None if unknown) and whether `peer` is in its mesh.
+    pub async fn gossip_standing(&self, peer: PeerId) -> Result<(Option<f64>, bool), NetError> {
+        self.ask(|reply| Command::GossipStanding { peer, reply }).await
     }
 
     /// Connected peers.
