@@ -1,11 +1,142 @@
-//! `lien-sim`: topology simulations of Lien networks.
+//! `lien-sim`: run Lien topology scenarios, list built-in topologies, export to Shadow.
 //!
-//! It will run scenarios (ministries × provinces, slow links, churn, partitions, adversaries) on
-//! the real `lien-node` code over a simulated network with virtual time, plus a discrete-event
-//! model of the same protocols for 10,000+ nodes, and compare them with a central portal. See
-//! issue "lien-sim: topology simulations on the real node code"; nothing runs yet.
+//! ```text
+//! lien-sim topologies
+//! lien-sim run SCENARIO.toml [--out DIR] [--seed N]
+//! lien-sim export-shadow SCENARIO.toml DIR [--lien PATH]
+//! ```
 
-fn main() -> std::process::ExitCode {
-    eprintln!("error: lien-sim has no commands yet; see ARCHITECTURE.md for what it will hold");
-    std::process::ExitCode::from(1)
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use lien_sim::scenario::{Mode, Scenario};
+use lien_sim::{calibrate, model, output, real, shadow, topology};
+
+#[derive(Debug, Parser)]
+#[command(name = "lien-sim", version, about = "Topology simulations of Lien networks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List the built-in topologies.
+    #[command(after_help = "Example:\n  lien-sim topologies")]
+    Topologies,
+    /// Run a scenario and write events, CSVs, summary.json and plots.
+    #[command(after_help = "Example:\n  lien-sim run simulations/scenarios/vietnam.toml --out results/vn --seed 7")]
+    Run {
+        /// The scenario file (TOML).
+        scenario: PathBuf,
+        /// Output folder [default: sim-out/<scenario name>].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Seed, replacing [sim] seed.
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+    /// Write a Shadow configuration (shadow.yaml, graph.gml, per-host lien homes) for a scenario.
+    #[command(after_help = "Example:\n  lien-sim export-shadow simulations/scenarios/vietnam.toml shadow-vn")]
+    ExportShadow {
+        /// The scenario file (TOML).
+        scenario: PathBuf,
+        /// Output folder.
+        dir: PathBuf,
+        /// Path of the `lien` binary as Shadow will run it.
+        #[arg(long, default_value = "lien")]
+        lien: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn git_commit() -> Option<String> {
+    let out = std::process::Command::new("git").args(["rev-parse", "HEAD"]).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Topologies => {
+            let mut o = std::io::stdout().lock();
+            for b in topology::BUILTINS {
+                writeln!(o, "{:<16} {}", b.name, b.about)?;
+            }
+            Ok(())
+        }
+        Command::Run { scenario, out, seed } => run_scenario(&scenario, out, seed),
+        Command::ExportShadow { scenario, dir, lien } => {
+            let scn = Scenario::load(&scenario)?;
+            let mut rng = ChaCha8Rng::seed_from_u64(scn.sim.seed);
+            let topo = scn.build_topology(&mut rng)?;
+            let n = shadow::export(&scn, &topo, &dir, &lien)?;
+            eprintln!("wrote {n} hosts to {}", dir.display());
+            println!("{}", dir.join("shadow.yaml").display());
+            Ok(())
+        }
+    }
+}
+
+fn run_scenario(path: &Path, out: Option<PathBuf>, seed: Option<u64>) -> Result<()> {
+    let mut scn = Scenario::load(path)?;
+    if let Some(s) = seed {
+        scn.sim.seed = s;
+    }
+    scn.sim.git_commit = git_commit();
+    let dir = out.unwrap_or_else(|| PathBuf::from("sim-out").join(&scn.sim.name));
+    let mut rng = ChaCha8Rng::seed_from_u64(scn.sim.seed);
+    let topo = scn.build_topology(&mut rng)?;
+    eprintln!(
+        "lien-sim: {} ({} nodes, {} overlay edges, {:?} mode, seed {})",
+        topo.name,
+        topo.nodes(),
+        topo.overlay.edges(),
+        scn.sim.mode,
+        scn.sim.seed
+    );
+    match scn.sim.mode {
+        Mode::Model => {
+            let wall = Instant::now();
+            let mut progress = |t: f64, ev: u64, done: usize, total: usize| {
+                eprint!("\r  t = {t:>10.3} s   events {ev:>10}   fetches {done}/{total}   ");
+            };
+            let res = model::run(&scn, &topo, &mut progress)?;
+            eprintln!();
+            let wall_s = wall.elapsed().as_secs_f64();
+            let summary = output::write_model(&dir, &scn, &topo, &res, wall_s)?;
+            eprintln!("model run took {wall_s:.2} s wall; results in {}", dir.display());
+            println!("{}", serde_json::to_string_pretty(&summary)?);
+        }
+        Mode::Real => {
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start tokio")?;
+            let mut runs = Vec::new();
+            for r in 0..scn.sim.replicates {
+                let s = scn.sim.seed + u64::from(r);
+                eprintln!("replicate {}/{} (seed {s})", r + 1, scn.sim.replicates);
+                let progress = |m: &str| eprintln!("  {m}");
+                runs.push(rt.block_on(real::run(&scn, &topo, s, r == 0, &progress))?);
+            }
+            let summary = calibrate::write_real(&dir, &scn, &topo, &runs)?;
+            eprintln!("results in {}", dir.display());
+            println!("{}", serde_json::to_string_pretty(&summary)?);
+        }
+    }
+    Ok(())
 }
