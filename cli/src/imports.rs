@@ -212,7 +212,7 @@ pub fn read_ckan_package(file: &Path) -> Result<CkanPackage> {
     let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let value: Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", file.display()))?;
     let package = match value {
-        Value::Object(mut o) if o.contains_key("result") && o.contains_key("success") => {
+        Value::Object(mut o) if o.contains_key("success") && (o.contains_key("result") || o.contains_key("error")) => {
             if o.get("success") != Some(&Value::Bool(true)) {
                 bail!("{} holds a failed CKAN answer (success is not true)", file.display());
             }
