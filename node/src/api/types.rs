@@ -189,6 +189,9 @@ pub struct PublishBody {
     /// Languages (`vi`, `en`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub languages: Vec<String>,
+    /// Organisations allowed to read the data (restricted dataset); empty = public.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub readers: Vec<String>,
     /// Serve the files where they are instead of copying them.
     #[serde(default)]
     pub in_place: bool,

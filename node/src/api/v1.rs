@@ -319,7 +319,7 @@ pub(crate) async fn publish(
         organisation: body.organisation,
         contact: body.contact,
         languages: body.languages,
-        ..Metadata::default()
+        readers: body.readers,
     };
     metadata.validate().map_err(|e| ApiError::bad_request(format!("invalid metadata: {e}")))?;
     let chunk_size = match body.chunk_size {
