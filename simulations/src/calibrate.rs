@@ -91,7 +91,8 @@ pub fn write_real(dir: &Path, scn: &Scenario, topo: &Topology, runs: &[RealRun])
     let p50s: Vec<f64> =
         runs.iter().filter_map(|r| quantile(&sorted(r.fetch_s.iter().flatten().copied().collect()), 0.5)).collect();
     let maxs: Vec<f64> = runs.iter().filter_map(|r| r.fetch_s.iter().flatten().copied().reduce(f64::max)).collect();
-    let ann_max: Vec<f64> = runs.iter().filter_map(|r| r.announce_s.iter().flatten().copied().reduce(f64::max)).collect();
+    let ann_max: Vec<f64> =
+        runs.iter().filter_map(|r| r.announce_s.iter().flatten().copied().reduce(f64::max)).collect();
     let copies: Vec<f64> = runs.iter().map(|r| r.publisher_served as f64 / r.dataset_bytes as f64).collect();
     let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
     let calibration = match runs.first().and_then(|r| r.single_fetch_s.map(|s| (r, s))) {

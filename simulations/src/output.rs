@@ -180,8 +180,7 @@ pub fn summarise(scn: &Scenario, topo: &Topology, out: &ModelOutput, wall_s: f64
     let load_of = |world: World, v: usize| {
         out.load.iter().find(|l| l.world == world && l.node as usize == v).map_or(0, |l| l.up_bytes)
     };
-    let fetchers: Vec<usize> =
-        out.fetches.iter().filter(|x| x.world == World::P2p).map(|x| x.node as usize).collect();
+    let fetchers: Vec<usize> = out.fetches.iter().filter(|x| x.world == World::P2p).map(|x| x.node as usize).collect();
     let p = out.publisher as usize;
     let u_s = topo.hosts[p].up_bps;
     let d_min = fetchers.iter().map(|&v| topo.hosts[v].down_bps).fold(f64::INFINITY, f64::min);
@@ -283,11 +282,8 @@ fn plots(dir: &Path, topo: &Topology, out: &ModelOutput) -> Result<()> {
     let n = topo.nodes();
     let times: Vec<f64> = out.deliveries.iter().filter_map(|d| d.t_s).collect();
     let delivered = out.deliveries.iter().filter(|d| d.t_s.is_some() && d.hops > 0).count().max(1);
-    let d_cdf = cdf(
-        &out.deliveries.iter().filter(|d| d.hops > 0).filter_map(|d| d.t_s).collect::<Vec<_>>(),
-        delivered,
-        1e3,
-    );
+    let d_cdf =
+        cdf(&out.deliveries.iter().filter(|d| d.hops > 0).filter_map(|d| d.t_s).collect::<Vec<_>>(), delivered, 1e3);
     line_chart(
         &dir.join("announce_delivery_cdf.svg"),
         "Announcement delivery latency (CDF of delivered)",

@@ -62,7 +62,13 @@ fn config(home: &Path, bootstrap: Vec<Multiaddr>) -> NodeConfig {
 
 /// Runs the scenario with real nodes: N = the topology's nodes. `probe`: measure one fetcher
 /// alone first (for calibration). `progress` gets one line per phase.
-pub async fn run(scn: &Scenario, topo: &Topology, seed: u64, probe: bool, progress: &(dyn Fn(&str) + Sync)) -> Result<RealRun> {
+pub async fn run(
+    scn: &Scenario,
+    topo: &Topology,
+    seed: u64,
+    probe: bool,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<RealRun> {
     let wall = Instant::now();
     let n = topo.nodes();
     let publisher = topo.select(&scn.workload.publisher)?[0];

@@ -100,7 +100,14 @@ pub struct SimSection {
 
 impl Default for SimSection {
     fn default() -> Self {
-        Self { name: "scenario".into(), seed: 1, mode: Mode::Model, duration_s: 3600.0, replicates: 1, git_commit: None }
+        Self {
+            name: "scenario".into(),
+            seed: 1,
+            mode: Mode::Model,
+            duration_s: 3600.0,
+            replicates: 1,
+            git_commit: None,
+        }
     }
 }
 
@@ -513,7 +520,10 @@ impl Scenario {
         if chunks > 1e6 {
             return bad("workload.dataset_mib / chunk size gives more than 1,000,000 chunks; use larger chunks");
         }
-        if !frac(w.fetch_fraction) || !nonneg(w.fetch_at_ms) || !nonneg(w.fetch_delay_ms) || !nonneg(w.publisher_up_mbps)
+        if !frac(w.fetch_fraction)
+            || !nonneg(w.fetch_at_ms)
+            || !nonneg(w.fetch_delay_ms)
+            || !nonneg(w.publisher_up_mbps)
         {
             return bad("workload: fetch_fraction in [0, 1], fetch_at_ms, fetch_delay_ms, publisher_up_mbps >= 0");
         }
@@ -562,7 +572,14 @@ impl Scenario {
         } else if t.builtin == "vietnam-2025" {
             let regions = topology::VN_REGIONS.iter().map(|s| s.to_string()).collect();
             let latency = topology::vn_latency();
-            (t.builtin.clone(), regions, latency, topology::vietnam_hosts(t.per_province), Vec::new(), OverlayKind::RandomRegular)
+            (
+                t.builtin.clone(),
+                regions,
+                latency,
+                topology::vietnam_hosts(t.per_province),
+                Vec::new(),
+                OverlayKind::RandomRegular,
+            )
         } else {
             let kind: OverlayKind = serde_json::from_value(serde_json::Value::String(t.builtin.clone()))
                 .map_err(|_| ScenarioError::Invalid(format!("unknown builtin {:?}", t.builtin)))?;

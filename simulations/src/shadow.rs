@@ -36,8 +36,8 @@ pub fn export(scn: &Scenario, topo: &Topology, dir: &Path, lien_bin: &str) -> Re
     let mut rep: Vec<usize> = Vec::new();
     for (i, h) in topo.hosts.iter().enumerate().take(n) {
         let key = (h.region, h.class.clone());
-        if !vertex.contains_key(&key) {
-            vertex.insert(key, rep.len());
+        if let std::collections::btree_map::Entry::Vacant(e) = vertex.entry(key) {
+            e.insert(rep.len());
             rep.push(i);
         }
     }
@@ -79,14 +79,19 @@ pub fn export(scn: &Scenario, topo: &Topology, dir: &Path, lien_bin: &str) -> Re
         if home.exists() {
             std::fs::remove_dir_all(&home).with_context(|| format!("cannot clear {}", home.display()))?;
         }
-        let report = lien_node::api::home::init(&home).with_context(|| format!("cannot initialise {}", home.display()))?;
+        let report =
+            lien_node::api::home::init(&home).with_context(|| format!("cannot initialise {}", home.display()))?;
         peer_ids.push(report.peer_id);
     }
 
     let stop = scn.sim.duration_s.ceil() as u64;
     let mut y = String::new();
     let _ = writeln!(y, "# Written by `lien-sim export-shadow` for scenario {}.", yaml_str(&scn.sim.name));
-    let _ = writeln!(y, "general:\n  stop_time: {stop}s\n  seed: {}\n  model_unblocked_syscall_latency: true", scn.sim.seed);
+    let _ = writeln!(
+        y,
+        "general:\n  stop_time: {stop}s\n  seed: {}\n  model_unblocked_syscall_latency: true",
+        scn.sim.seed
+    );
     let _ = writeln!(y, "network:\n  graph:\n    type: gml\n    file:\n      path: graph.gml");
     let _ = writeln!(y, "experimental:\n  socket_send_buffer: 4 MiB\n  socket_recv_buffer: 4 MiB");
     let _ = writeln!(y, "hosts:");
@@ -132,6 +137,7 @@ pub fn export(scn: &Scenario, topo: &Topology, dir: &Path, lien_bin: &str) -> Re
         })
         .collect();
     let params = serde_json::json!({"scenario": scn, "hosts": hosts});
-    std::fs::write(dir.join("params.json"), serde_json::to_string_pretty(&params)?).context("cannot write params.json")?;
+    std::fs::write(dir.join("params.json"), serde_json::to_string_pretty(&params)?)
+        .context("cannot write params.json")?;
     Ok(n)
 }

@@ -265,14 +265,18 @@ pub struct Builtin {
 pub const BUILTINS: &[Builtin] = &[
     Builtin {
         name: "vietnam-2025",
-        about: "17 ministries/agencies in Ha Noi + 34 provinces and cities (2 nodes for Ha Noi and HCMC) in 6 regions, \
+        about:
+            "17 ministries/agencies in Ha Noi + 34 provinces and cities (2 nodes for Ha Noi and HCMC) in 6 regions, \
                 classes A 1 Gbit/s, B 200 Mbit/s, C 50 Mbit/s (northern mountains), central portal 10 Gbit/s; \
                 per_province = k adds k-1 district nodes per province; overlay random-regular 8 by default",
     },
     Builtin { name: "complete", about: "N uniform hosts, everyone connected to everyone" },
     Builtin { name: "random-regular", about: "N uniform hosts, random d-regular overlay (degree, default 8)" },
     Builtin { name: "scale-free", about: "N uniform hosts, Barabasi-Albert overlay with degree/2 links per new node" },
-    Builtin { name: "hub-and-spoke", about: "N uniform hosts, `hubs` hubs in a full mesh, each spoke linked to `degree` hubs" },
+    Builtin {
+        name: "hub-and-spoke",
+        about: "N uniform hosts, `hubs` hubs in a full mesh, each spoke linked to `degree` hubs",
+    },
     Builtin { name: "ring", about: "N uniform hosts on a ring, each linked to its degree/2 nearest on each side" },
 ];
 
@@ -406,7 +410,11 @@ pub fn vietnam_hosts(per_province: usize) -> Vec<Host> {
         let kind = if city { HostKind::City } else { HostKind::Province };
         let seats = if big { 2 } else { 1 };
         for s in 0..seats {
-            let n = if seats > 1 { format!("{}-{}-{}", kind.as_str(), name, s + 1) } else { format!("{}-{name}", kind.as_str()) };
+            let n = if seats > 1 {
+                format!("{}-{}-{}", kind.as_str(), name, s + 1)
+            } else {
+                format!("{}-{name}", kind.as_str())
+            };
             hosts.push(host(n, kind, region, class, &classes[class]));
         }
         for d in 1..per_province.max(1) {
@@ -709,7 +717,8 @@ pub fn resolve_file(file: &TopologyFile) -> Result<LoadedFile, TopologyError> {
     let mut portal = None;
     for o in &file.org {
         let r = idx(&o.region).ok_or_else(|| bad(format!("org {} names unknown region {:?}", o.id, o.region)))?;
-        let c = file.class.get(&o.class).ok_or_else(|| bad(format!("org {} names unknown class {:?}", o.id, o.class)))?;
+        let c =
+            file.class.get(&o.class).ok_or_else(|| bad(format!("org {} names unknown class {:?}", o.id, o.class)))?;
         if o.nodes == 0 || o.nodes > 100_000 {
             return Err(bad(format!("org {}: nodes must be 1..=100000", o.id)));
         }

@@ -18,6 +18,10 @@
 //! - churn (on/off, crashes), link cuts between groups, adversaries that serve bad chunks (banned
 //!   after the first) or never forward gossip.
 
+// Node indices address several parallel arrays at once (alive, have, fetchers...), so index
+// loops read better than zipped iterators here.
+#![allow(clippy::needless_range_loop)]
+
 pub mod kad;
 
 use std::cmp::Reverse;
@@ -317,9 +321,7 @@ impl<'a> Sim<'a> {
 
     fn blocked(&self, a: u32, b: u32) -> bool {
         let (a, b) = (a as usize, b as usize);
-        self.cuts
-            .iter()
-            .any(|c| self.now >= c.from && self.now < c.to && ((c.a[a] && c.b[b]) || (c.a[b] && c.b[a])))
+        self.cuts.iter().any(|c| self.now >= c.from && self.now < c.to && ((c.a[a] && c.b[b]) || (c.a[b] && c.b[a])))
     }
 
     fn reachable(&self, a: u32, b: u32) -> bool {
@@ -466,7 +468,10 @@ impl<'a> Sim<'a> {
         }
         if left > 1 {
             self.gossip_pending += 1;
-            self.push(self.now + self.scn.protocol.gossip.heartbeat_ms / 1000.0, Ev::Heartbeat { node, left: left - 1 });
+            self.push(
+                self.now + self.scn.protocol.gossip.heartbeat_ms / 1000.0,
+                Ev::Heartbeat { node, left: left - 1 },
+            );
         }
     }
 
@@ -487,7 +492,8 @@ impl<'a> Sim<'a> {
 
     fn on_push_round(&mut self, round: u32) {
         let fanout = self.scn.protocol.gossip.fanout;
-        let informed: Vec<u32> = (0..self.n as u32).filter(|&v| self.valid[v as usize] && self.alive[v as usize]).collect();
+        let informed: Vec<u32> =
+            (0..self.n as u32).filter(|&v| self.valid[v as usize] && self.alive[v as usize]).collect();
         let all = (0..self.n).all(|v| self.valid[v] || !self.alive[v]);
         if all {
             return;
@@ -693,7 +699,11 @@ impl<'a> Sim<'a> {
         }
         let (cands, ready) = match self.world {
             World::Portal => {
-                let src = if node as usize == self.topo.portal.unwrap_or(0) { self.publisher } else { self.topo.portal.unwrap_or(0) as u32 };
+                let src = if node as usize == self.topo.portal.unwrap_or(0) {
+                    self.publisher
+                } else {
+                    self.topo.portal.unwrap_or(0) as u32
+                };
                 (vec![src], self.now)
             }
             World::P2p => {
@@ -767,8 +777,7 @@ impl<'a> Sim<'a> {
         let mut i = 0;
         let mut requests = Vec::new();
         self.fetchers[v] = Some(f);
-        loop {
-            let Some(f) = self.fetchers[v].as_ref() else { break };
+        while let Some(f) = self.fetchers[v].as_ref() {
             if i >= f.slots.len() {
                 // Add a source if there is room.
                 if f.slots.len() >= max_sources || f.cands.is_empty() {
@@ -845,7 +854,10 @@ impl<'a> Sim<'a> {
         let l = self.lat(d, s);
         let is_portal = Some(s as usize) == self.topo.portal;
         if !is_portal && self.serving[s as usize] as usize >= self.scn.protocol.transfer.max_inflight_serve {
-            self.push(self.now + 2.0 * l, Ev::ChunkDone { fetcher: d, source: s, chunk, ef, es, outcome: Outcome::Busy });
+            self.push(
+                self.now + 2.0 * l,
+                Ev::ChunkDone { fetcher: d, source: s, chunk, ef, es, outcome: Outcome::Busy },
+            );
             return;
         }
         self.serving[s as usize] += 1;
@@ -1110,11 +1122,8 @@ pub fn run(scn: &Scenario, topo: &Topology, progress: Progress<'_>) -> Result<Mo
         end_s: 0.0,
         push_rounds: None,
     };
-    let worlds: &[World] = if scn.baseline.central_portal && topo.portal.is_some() {
-        &[World::P2p, World::Portal]
-    } else {
-        &[World::P2p]
-    };
+    let worlds: &[World] =
+        if scn.baseline.central_portal && topo.portal.is_some() { &[World::P2p, World::Portal] } else { &[World::P2p] };
     let mut dht_slot = Some(dht);
     for &world in worlds {
         let hosts = topo.hosts.len();
@@ -1149,7 +1158,9 @@ pub fn run(scn: &Scenario, topo: &Topology, progress: Progress<'_>) -> Result<Mo
             mesh: Vec::new(),
             got: vec![false; hosts],
             valid: vec![false; hosts],
-            deliveries: (0..n as u32).map(|node| Delivery { node, t_s: None, hops: 0, duplicates: 0, via: "" }).collect(),
+            deliveries: (0..n as u32)
+                .map(|node| Delivery { node, t_s: None, hops: 0, duplicates: 0, via: "" })
+                .collect(),
             gossip_pending: 0,
             push_last_round: 0,
             dht: None,
@@ -1237,7 +1248,8 @@ pub fn run(scn: &Scenario, topo: &Topology, progress: Progress<'_>) -> Result<Mo
                 GossipMode::Push => sim.push(0.0, Ev::PushRound { round: 0 }),
             }
         }
-        let start_base = if scn.workload.fetch_start == FetchStart::At { scn.workload.fetch_at_ms / 1000.0 } else { 0.0 };
+        let start_base =
+            if scn.workload.fetch_start == FetchStart::At { scn.workload.fetch_at_ms / 1000.0 } else { 0.0 };
         if world == World::Portal || scn.workload.fetch_start == FetchStart::At {
             for v in 0..n {
                 if fetch_set[v] {
