@@ -48,9 +48,9 @@ pub async fn publish(home: &Path, args: PublishArgs, out: &Out) -> Result<()> {
         temporal: args.temporal,
         contact: args.contact,
         languages: args.languages,
+        readers: args.readers,
         in_place: args.in_place,
         chunk_size: args.chunk_size,
-        ..PublishBody::default()
     };
     if let Some(dp) = crate::imports::read_datapackage(&path)? {
         dp.fill(&mut body);

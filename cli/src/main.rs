@@ -13,6 +13,7 @@ mod commands;
 mod daemon;
 mod imports;
 mod output;
+mod trust;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -97,6 +98,20 @@ pub enum Command {
     /// Re-hash the local copy of a dataset and report any damage.
     #[command(after_help = "Example:\n  lien verify 5c1f...e9")]
     Verify(IdArg),
+    /// The trust store: which roots and publishers this node accepts.
+    #[command(subcommand, after_help = "Example:\n  lien trust add 7xq4...kq --root\n  lien trust ls")]
+    Trust(trust::TrustCommand),
+    /// Sign a delegation from this node's publisher key and spread it; prints the record (hex).
+    #[command(
+        after_help = "Example:\n  lien delegate --to 7xq4...kq --org \"Ministry of Health\" --prefix moh- --days 365\n  (give the printed record to other nodes with `lien trust import`)"
+    )]
+    Delegate(trust::DelegateArgs),
+    /// Sign a revocation of a key with this node's publisher key and spread it.
+    #[command(after_help = "Example:\n  lien revoke 7xq4...kq --reason \"key lost\"")]
+    Revoke(trust::RevokeArgs),
+    /// Verify the audit log of served data and show its newest entries (exit 1 if tampered with).
+    #[command(after_help = "Example:\n  lien audit --limit 20")]
+    Audit(trust::AuditArgs),
 }
 
 /// `lien daemon`
@@ -151,6 +166,10 @@ pub struct PublishArgs {
     /// Language code, e.g. vi (repeatable).
     #[arg(long = "language", value_name = "CODE")]
     pub languages: Vec<String>,
+    /// Restrict reading to this organisation (repeatable): only nodes whose key a trusted root
+    /// delegated to one of them are served the data.
+    #[arg(long = "reader", value_name = "ORG")]
+    pub readers: Vec<String>,
     /// Serve the files where they are instead of copying them into the node's data folder.
     #[arg(long)]
     pub in_place: bool,
@@ -335,5 +354,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Unpin(arg) => commands::local_change(&home, &arg.id, "unpin", &out).await,
         Command::Rm(arg) => commands::local_change(&home, &arg.id, "rm", &out).await,
         Command::Verify(arg) => commands::verify(&home, &arg.id, &out).await,
+        Command::Trust(cmd) => trust::trust(&home, cmd, &out).await,
+        Command::Delegate(args) => trust::delegate(&home, args, &out).await,
+        Command::Revoke(args) => trust::revoke(&home, args, &out).await,
+        Command::Audit(args) => trust::audit(&home, args, &out).await,
     }
 }

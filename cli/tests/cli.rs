@@ -269,9 +269,10 @@ fn help_of_every_command_has_an_example() -> Result<()> {
     let scene = Scene::new()?;
     let top = scene.lien("h", &["--help"])?.ok()?;
     ensure!(top.stdout.contains("Examples:"), "{}", top.stdout);
-    for cmd in
-        ["init", "daemon", "publish", "get", "search", "show", "ls", "peers", "status", "pin", "unpin", "rm", "verify"]
-    {
+    for cmd in [
+        "init", "daemon", "publish", "get", "search", "show", "ls", "peers", "status", "pin", "unpin", "rm", "verify",
+        "trust", "delegate", "revoke", "audit",
+    ] {
         let r = scene.lien("h", &[cmd, "--help"])?.ok()?;
         ensure!(r.stdout.contains("Example:\n  lien"), "`lien {cmd} --help` has no example:\n{}", r.stdout);
     }
@@ -682,5 +683,66 @@ fn pin_unpin_verify_and_rm() -> Result<()> {
     // On the publisher, rm deletes the copy in the data folder.
     scene.lien("a", &["rm", &id])?.ok()?;
     ensure!(!a.home.join("data").join(&id).exists(), "the data folder copy is still there");
+    Ok(())
+}
+
+#[test]
+fn trust_delegation_revocation_and_audit_through_the_cli() -> Result<()> {
+    let scene = Scene::new()?;
+    let root = scene.daemon("root", &[])?;
+    let root_addr = root.info["listen_addrs"][0].as_str().context("root address")?.to_owned();
+    let root_key = scene.lien("root", &["--json", "trust", "ls"])?.ok()?.json()?["publisher"]
+        .as_str()
+        .context("root key")?
+        .to_owned();
+    // The agency's node trusts the root; it starts open, then only what the root vouches for.
+    scene.lien("strict", &["init"])?.ok()?;
+    ensure!(scene.lien("strict", &["trust", "ls"])?.ok()?.stdout.contains("open network"));
+    scene.lien("strict", &["trust", "add", &root_key, "--root"])?.ok()?;
+    let ls = scene.lien("strict", &["--json", "trust", "ls"])?.ok()?.json()?;
+    ensure!(ls["roots"][0] == root_key.as_str() && ls["open"] == false, "{ls}");
+    scene.lien("strict", &["trust", "add", "not-a-key"])?.fails(1, "invalid key")?;
+    let strict = scene.daemon("strict", &["--bootstrap", &root_addr])?;
+    let agency_key = scene.lien("strict", &["--json", "trust", "ls"])?.ok()?.json()?["publisher"]
+        .as_str()
+        .context("agency key")?
+        .to_owned();
+
+    // The root signs a delegation; the printed record imports on any node.
+    let d = scene
+        .lien("root", &["delegate", "--to", &agency_key, "--org", "Ministry of Health", "--prefix", "moh-"])?
+        .ok()?;
+    ensure!(d.stderr.contains("Ministry of Health"), "{}", d.stderr);
+    let record = d.stdout.trim().lines().last().context("no record printed")?.to_owned();
+    std::fs::write(scene.path("records.txt"), format!("# from the root\n{record}\n"))?;
+    scene.lien("other", &["init"])?.ok()?;
+    let imported =
+        scene.lien("other", &["trust", "import", scene.path("records.txt").to_str().context("path")?])?.ok()?;
+    ensure!(imported.stdout.contains("imported delegation"), "{}", imported.stdout);
+    std::fs::write(scene.path("bad.txt"), "00ff\n")?;
+    scene.lien("other", &["trust", "import", scene.path("bad.txt").to_str().context("path")?])?.fails(1, "line 1")?;
+
+    // The revocation is signed and printed too.
+    let r = scene.lien("root", &["revoke", &agency_key, "--reason", "key lost"])?.ok()?;
+    ensure!(r.stderr.contains("revokes"), "{}", r.stderr);
+
+    // Audit: intact on a fresh node, then an edited log is reported and the command fails.
+    let audit = scene.lien("root", &["audit"])?.ok()?;
+    ensure!(audit.stdout.contains("entries in"), "{}", audit.stdout);
+    drop(strict);
+    drop(root);
+    let log = scene.path("root").join("audit.log");
+    let entry = r#"{"seq":1,"time":0,"requester":"x","file":"af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262","first":0,"count":1,"bytes":1,"prev":"0000000000000000000000000000000000000000000000000000000000000000","hash":"0000000000000000000000000000000000000000000000000000000000000000"}"#;
+    std::fs::write(&log, format!("{entry}\n"))?;
+    // (the temporary node also logs, at ERROR, that it set the broken log aside)
+    let tampered = scene.lien("root", &["audit"])?;
+    ensure!(
+        tampered.code == 1 && tampered.stderr.contains("error: the audit log has been tampered with"),
+        "{}",
+        tampered.stderr
+    );
+    ensure!(std::fs::read_dir(scene.path("root"))?
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().starts_with("audit.broken-")));
     Ok(())
 }

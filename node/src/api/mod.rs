@@ -15,6 +15,7 @@
 mod gateway;
 mod metrics;
 mod openapi;
+pub mod trust;
 pub(crate) mod v1;
 
 pub mod error;
@@ -192,6 +193,11 @@ pub fn routers(node: Node, token: Zeroizing<String>, config: &ApiConfig) -> (Rou
         .route("/v1/local/{id}/unpin", post(v1::unpin))
         .route("/v1/local/{id}", delete(v1::remove))
         .route("/v1/local/{id}/verify", post(v1::verify))
+        .route("/v1/trust", post(trust::add))
+        .route("/v1/trust/{key}", delete(trust::remove))
+        .route("/v1/trust/records", post(trust::import))
+        .route("/v1/delegate", post(trust::delegate))
+        .route("/v1/revoke", post(trust::revoke))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     let gateway = Router::new()
         .route("/d/{id}", get(gateway::redirect_to_listing))
@@ -204,6 +210,8 @@ pub fn routers(node: Node, token: Zeroizing<String>, config: &ApiConfig) -> (Rou
         .route("/v1/datasets/{id}", get(v1::show))
         .route("/v1/names/{publisher}/{slug}", get(v1::resolve))
         .route("/v1/local", get(v1::local))
+        .route("/v1/trust", get(trust::list))
+        .route("/v1/audit", get(trust::audit))
         .route("/v1/openapi.json", get(openapi::document))
         .route("/metrics", get(metrics::metrics))
         .merge(gateway.clone())

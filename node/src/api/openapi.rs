@@ -93,16 +93,58 @@ pub(crate) fn spec() -> Value {
     })
 }
 
+/// The trust and audit paths, kept apart from the big literal above.
+fn trust_paths() -> Value {
+    let obj = json!({"type": "object"});
+    let key_param = json!({"name": "key", "in": "path", "required": true, "schema": {"type": "string"}});
+    json!({
+        "/v1/trust": {
+            "get": {"summary": "the trust store: roots, trusted publishers, this node's keys", "responses": {"200": ok(obj.clone())}},
+            "post": mutating("trust a key as a root or a publisher", json!([]), Some("TrustKeyBody"), obj.clone())
+        },
+        "/v1/trust/{key}": {"delete": mutating("stop trusting a key added with POST /v1/trust", json!([key_param]), None, obj.clone())},
+        "/v1/trust/records": {"post": mutating("import and gossip a delegation or revocation (hex)", json!([]), Some("ImportBody"), obj.clone())},
+        "/v1/delegate": {"post": mutating("sign and gossip a delegation from this node's publisher key", json!([]), Some("DelegateBody"), obj.clone())},
+        "/v1/revoke": {"post": mutating("sign and gossip a revocation", json!([]), Some("RevokeBody"), obj.clone())},
+        "/v1/audit": {"get": {"summary": "verify the audit log and show its newest entries",
+            "parameters": [{"name": "limit", "in": "query", "schema": {"type": "integer"}}],
+            "responses": {"200": ok(obj)}}}
+    })
+}
+
+fn trust_schemas() -> Value {
+    let s = |props: Value, required: Value| json!({"type": "object", "required": required, "properties": props});
+    json!({
+        "TrustKeyBody": s(json!({"key": {"type": "string"}, "kind": {"type": "string", "enum": ["root", "publisher"]}}), json!(["key", "kind"])),
+        "ImportBody": s(json!({"record": {"type": "string", "description": "hex of the record's canonical CBOR"}}), json!(["record"])),
+        "DelegateBody": s(json!({"to": {"type": "string"}, "organisation": {"type": "string"}, "prefix": {"type": "string"},
+            "days": {"type": "integer"}, "can_delegate": {"type": "boolean"}}), json!(["to", "organisation"])),
+        "RevokeBody": s(json!({"key": {"type": "string"}, "reason": {"type": "string"}}), json!(["key"]))
+    })
+}
+
 /// `GET /v1/openapi.json`
 pub(crate) async fn document() -> Json<Value> {
-    Json(spec())
+    Json(full_spec())
+}
+
+/// The whole document: the main literal plus the trust and audit parts.
+pub(crate) fn full_spec() -> Value {
+    let mut doc = spec();
+    if let (Some(paths), Value::Object(extra)) = (doc["paths"].as_object_mut(), trust_paths()) {
+        paths.extend(extra);
+    }
+    if let (Some(schemas), Value::Object(extra)) = (doc["components"]["schemas"].as_object_mut(), trust_schemas()) {
+        schemas.extend(extra);
+    }
+    doc
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn every_route_is_described() {
-        let spec = super::spec();
+        let spec = super::full_spec();
         let paths = spec["paths"].as_object().map(|m| m.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
         let source = include_str!("mod.rs");
         for line in source.lines().filter(|l| l.trim_start().starts_with(".route(\"")) {
