@@ -56,6 +56,8 @@ pub struct NodeConfig {
     pub max_connections: u32,
     /// Most connections to one peer.
     pub max_connections_per_peer: u32,
+    /// Most inbound connections from one IP address.
+    pub max_connections_per_ip: u32,
     /// Most concurrent transfer streams.
     pub max_concurrent_streams: usize,
     /// Seconds before a transfer request times out.
@@ -94,6 +96,7 @@ impl Default for NodeConfig {
             explicit_peers: Vec::new(),
             max_connections: 512,
             max_connections_per_peer: 2,
+            max_connections_per_ip: 32,
             max_concurrent_streams: 256,
             request_timeout_secs: 30,
             fetch_requests_per_peer: 4,
@@ -154,7 +157,7 @@ impl NodeConfig {
         {
             return bad("network", "must be 1 to 32 characters from a-z, 0-9 and '-'");
         }
-        if self.max_connections == 0 || self.max_connections_per_peer == 0 {
+        if self.max_connections == 0 || self.max_connections_per_peer == 0 || self.max_connections_per_ip == 0 {
             return bad("max_connections", "must be at least 1");
         }
         if self.fetch_requests_per_peer == 0 || self.fetch_requests_per_peer > 64 {

@@ -463,3 +463,15 @@ async fn a_flood_of_invalid_gossip_sinks_the_senders_score_until_it_is_pruned() 
     assert!(honest.unwrap_or(0.0) >= 0.0, "the honest peer was penalised: {honest:?}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbound_connections_are_capped_per_ip_address() -> Result<()> {
+    let a = TestNode::start_with(&[], |c| c.max_connections_per_ip = 1).await?;
+    let b = TestNode::start(&[]).await?;
+    let c = TestNode::start(&[]).await?;
+    b.node.connect(a.addr.clone()).await?;
+    // Both come from 127.0.0.1: the second is refused however many peer ids it has.
+    assert!(c.node.connect(a.addr.clone()).await.is_err(), "a second connection from the same IP was accepted");
+    assert_eq!(a.node.peers().await?.len(), 1);
+    Ok(())
+}

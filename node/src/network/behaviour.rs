@@ -15,6 +15,8 @@ use crate::config::NodeConfig;
 pub struct Behaviour {
     /// Caps on connections in total and per peer.
     pub limits: connection_limits::Behaviour,
+    /// Cap on inbound connections per remote IP.
+    pub ip_limits: super::ip_limits::Behaviour,
     /// Exchanges listen addresses and protocols.
     pub identify: identify::Behaviour,
     /// Keeps connections alive and measures round trips.
@@ -115,7 +117,15 @@ impl Behaviour {
                 .with_request_timeout(Duration::from_secs(config.request_timeout_secs))
                 .with_max_concurrent_streams(config.max_concurrent_streams),
         );
-        Ok(Self { limits, identify, ping, kad, gossip, transfer })
+        Ok(Self {
+            limits,
+            ip_limits: super::ip_limits::Behaviour::new(config.max_connections_per_ip),
+            identify,
+            ping,
+            kad,
+            gossip,
+            transfer,
+        })
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod behaviour;
 pub mod codec;
 mod event_loop;
+pub mod ip_limits;
 
 use std::time::Duration;
 
