@@ -75,6 +75,15 @@ pub struct NodeConfig {
     pub trusted_publishers: Vec<String>,
     /// Longest delegation chain from a root to a publisher.
     pub trust_max_depth: usize,
+    /// Most manifests kept in the catalog per publisher key.
+    pub max_manifests_per_publisher: u64,
+    /// Bytes of fetched and copied datasets this node may hold (0 = no limit); a fetch that
+    /// would go over it is refused.
+    pub storage_quota_bytes: u64,
+    /// Mirror (fetch and pin) every new dataset of these publishers (keys in text form).
+    pub mirror_publishers: Vec<String>,
+    /// Mirror every new dataset with one of these themes (case-insensitive).
+    pub mirror_themes: Vec<String>,
     /// Pre-shared key (64 hex digits) of a private network: only nodes holding it can even
     /// complete a connection (libp2p `pnet`, TCP only; QUIC listen addresses are skipped).
     pub private_network_key: Option<String>,
@@ -105,6 +114,10 @@ impl Default for NodeConfig {
             trust_roots: Vec::new(),
             trusted_publishers: Vec::new(),
             trust_max_depth: lien_protocol::trust::DEFAULT_MAX_DEPTH,
+            max_manifests_per_publisher: 100_000,
+            storage_quota_bytes: 0,
+            mirror_publishers: Vec::new(),
+            mirror_themes: Vec::new(),
             private_network_key: None,
             adversary_corrupt_chunks: false,
         }
@@ -166,7 +179,10 @@ impl NodeConfig {
         if self.request_timeout_secs == 0 {
             return bad("request_timeout_secs", "must be at least 1");
         }
-        for key in self.trust_roots.iter().chain(&self.trusted_publishers) {
+        if self.max_manifests_per_publisher == 0 {
+            return bad("max_manifests_per_publisher", "must be at least 1");
+        }
+        for key in self.trust_roots.iter().chain(&self.trusted_publishers).chain(&self.mirror_publishers) {
             if let Err(e) = key.parse::<lien_protocol::PublisherKey>() {
                 return Err(ConfigError::Invalid { field: "trust_roots", message: format!("{key:?}: {e}") });
             }

@@ -140,6 +140,16 @@ pub enum FetchError {
         /// The manifest.
         id: ContentId,
     },
+    /// Holding the dataset would exceed the node's storage quota.
+    #[error(
+        "dataset needs {need} bytes but only {free} of the storage quota are free (storage_quota_bytes in lien.toml)"
+    )]
+    QuotaExceeded {
+        /// Bytes of the dataset.
+        need: u64,
+        /// Bytes left under the quota.
+        free: u64,
+    },
     /// The dataset's publisher is not trusted by this node.
     #[error("refusing dataset {id}: {reason}")]
     Untrusted {
@@ -319,6 +329,7 @@ async fn fetch_locked(
         }
     };
     let total: u64 = entries.iter().map(|e| e.size).sum();
+    check_quota(inner, id, total)?;
     std::fs::create_dir_all(root).map_err(io(root))?;
     let root = root.canonicalize().map_err(io(root))?;
     store.put_local(&LocalDataset {
@@ -526,6 +537,30 @@ async fn fetch_locked(
         per_peer,
         bad_peers,
     })
+}
+
+/// Refuses a fetch that would take the node over its storage quota. Counted: every local dataset
+/// except this one, but not datasets published in place (they live in the user's folders).
+fn check_quota(inner: &Inner, id: ContentId, need: u64) -> Result<(), FetchError> {
+    let quota = inner.config.storage_quota_bytes;
+    if quota == 0 {
+        return Ok(());
+    }
+    let data_dir = inner.config.data_dir();
+    let mut used = 0u64;
+    for local in inner.store.locals()? {
+        let copied = local.kind == LocalKind::Fetched || local.root.starts_with(&data_dir);
+        if local.manifest == id || !copied {
+            continue;
+        }
+        if let Some(m) = inner.store.manifest(&local.manifest)? {
+            used = used.saturating_add(m.body().files.total_size());
+        }
+    }
+    if used.saturating_add(need) > quota {
+        return Err(FetchError::QuotaExceeded { need, free: quota.saturating_sub(used) });
+    }
+    Ok(())
 }
 
 fn unit_bytes(jobs: &[FileJob], u: &Unit) -> u64 {

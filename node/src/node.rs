@@ -482,16 +482,20 @@ async fn dispatch(inner: Arc<Inner>, mut events: mpsc::Receiver<NetEvent>) {
     while let Some(event) = events.recv().await {
         match event {
             NetEvent::Manifest { bytes, source } => {
-                let store = inner.store.clone();
-                let trust = inner.trust.clone();
-                tokio::task::spawn_blocking(move || match Manifest::decode(&bytes) {
-                    Ok(m) if trust.check_manifest(&m).is_ok() => {
-                        if let Err(e) = store.put_manifest(&m) {
-                            tracing::warn!("cannot store manifest: {e}");
+                let inner = inner.clone();
+                tokio::spawn(async move {
+                    let keep_inner = inner.clone();
+                    let kept = tokio::task::spawn_blocking(move || match Manifest::decode(&bytes) {
+                        Ok(m) => keep_manifest(&keep_inner, &m).then_some(m),
+                        Err(e) => {
+                            tracing::debug!(%source, "dropping manifest: {e}");
+                            None
                         }
+                    })
+                    .await;
+                    if let Ok(Some(m)) = kept {
+                        maybe_mirror(&inner, &m);
                     }
-                    Ok(_) => tracing::debug!(%source, "dropping an untrusted manifest"),
-                    Err(e) => tracing::debug!(%source, "dropping manifest: {e}"),
                 });
             }
             NetEvent::Inbound { peer, request, channel } => {
@@ -546,6 +550,55 @@ async fn dispatch(inner: Arc<Inner>, mut events: mpsc::Receiver<NetEvent>) {
     }
 }
 
+/// Keeps a verified manifest in the catalog if this node trusts its publisher and the publisher
+/// is under its cap; returns true if it was new (blocking: call off the async threads).
+fn keep_manifest(inner: &Inner, m: &Manifest) -> bool {
+    if let Err(e) = inner.trust.check_manifest(m) {
+        tracing::debug!(manifest = %m.id().short(), "not keeping an untrusted manifest: {e}");
+        return false;
+    }
+    match inner.store.put_manifest_capped(m, inner.config.max_manifests_per_publisher) {
+        Ok(Some(new)) => new,
+        Ok(None) => {
+            tracing::warn!(publisher = %m.body().publisher.short(), "publisher is at its catalog cap; manifest dropped");
+            false
+        }
+        Err(e) => {
+            tracing::warn!("cannot store manifest: {e}");
+            false
+        }
+    }
+}
+
+/// Fetches and pins a new dataset when the mirror policy asks for it.
+fn maybe_mirror(inner: &Arc<Inner>, m: &Manifest) {
+    let c = &inner.config;
+    let b = m.body();
+    let by_publisher = c.mirror_publishers.iter().any(|k| *k == b.publisher.to_string());
+    let by_theme = b.metadata.themes.iter().any(|t| c.mirror_themes.iter().any(|w| w.eq_ignore_ascii_case(t)));
+    if !by_publisher && !by_theme {
+        return;
+    }
+    let (inner, id) = (inner.clone(), m.id());
+    tokio::spawn(async move {
+        let root = inner.config.data_dir().join("mirror").join(id.to_string());
+        tracing::info!(manifest = %id.short(), "mirroring a dataset by policy");
+        match crate::fetch::fetch(&inner, id, &root, FetchOptions::default()).await {
+            Ok(_) => {
+                let store = inner.store.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    if let Ok(Some(mut local)) = store.local(&id) {
+                        local.pinned = true;
+                        let _ = store.put_local(&local);
+                    }
+                })
+                .await;
+            }
+            Err(e) => tracing::warn!(manifest = %id.short(), "mirroring failed: {e}"),
+        }
+    });
+}
+
 /// Catches up with a new peer: its trust records first (so delegations are known before the
 /// manifests they vouch for), then its catalog.
 async fn sync_with_peer(inner: Arc<Inner>, peer: PeerId) {
@@ -589,25 +642,27 @@ async fn sync_catalog(inner: Arc<Inner>, peer: PeerId) {
             }
         };
         let Response::Catalog { manifests, next, more } = response else { return };
-        let store = inner.store.clone();
-        let trust = inner.trust.clone();
+        let keep_inner = inner.clone();
         let stored = tokio::task::spawn_blocking(move || {
+            let mut new = Vec::new();
             for bytes in manifests {
                 match Manifest::decode(&bytes) {
-                    Ok(m) if trust.check_manifest(&m).is_err() => {}
                     Ok(m) => {
-                        if let Err(e) = store.put_manifest(&m) {
-                            tracing::warn!("cannot store manifest: {e}");
-                            return false;
+                        if keep_manifest(&keep_inner, &m) {
+                            new.push(m);
                         }
                     }
                     Err(e) => tracing::info!(%peer, "peer's catalog holds an invalid manifest: {e}"),
                 }
             }
-            true
+            new
         })
         .await;
-        if !matches!(stored, Ok(true)) || !more || next <= after {
+        let Ok(new) = stored else { return };
+        for m in &new {
+            maybe_mirror(&inner, m);
+        }
+        if !more || next <= after {
             return;
         }
         after = next;

@@ -470,8 +470,45 @@ async fn inbound_connections_are_capped_per_ip_address() -> Result<()> {
     let b = TestNode::start(&[]).await?;
     let c = TestNode::start(&[]).await?;
     b.node.connect(a.addr.clone()).await?;
+    a.wait_peers(1).await?;
     // Both come from 127.0.0.1: the second is refused however many peer ids it has.
     assert!(c.node.connect(a.addr.clone()).await.is_err(), "a second connection from the same IP was accepted");
     assert_eq!(a.node.peers().await?.len(), 1);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_policies_mirror_by_publisher_cap_publishers_and_enforce_the_quota() -> Result<()> {
+    let a = TestNode::start(&[]).await?;
+    let key = a.node.publisher().to_string();
+    let mirror = TestNode::start_with(&[&a], move |c| c.mirror_publishers = vec![key]).await?;
+    let capped = TestNode::start_with(&[&a], |c| {
+        c.max_manifests_per_publisher = 2;
+        c.storage_quota_bytes = 100_000;
+    })
+    .await?;
+    a.wait_peers(2).await?;
+    let src = tempfile::tempdir()?;
+    let mut ids = Vec::new();
+    for i in 0..3u64 {
+        let data = make_dataset(src.path(), 60 + i, &[("t.csv", 150_000)])?;
+        ids.push(a.node.publish(request(&data, &format!("set-{i}"), "Mirrored", 1 << 16)?, quiet()).await?.id());
+    }
+    // The mirror fetches and pins every dataset of that publisher on its own.
+    wait_for("the mirror to hold all three", Duration::from_secs(30), || async {
+        let mut all = true;
+        for id in &ids {
+            all &= mirror.node.store().local(id)?.is_some_and(|l| l.complete && l.pinned);
+        }
+        Ok(all)
+    })
+    .await?;
+    // The capped node keeps at most two manifests of that publisher.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(capped.node.store().manifest_count()?, 2, "the per-publisher cap was not enforced");
+    // And its quota refuses a dataset bigger than the space left.
+    let e = capped.node.fetch(&ids[0].to_string(), tempfile::tempdir()?.path(), FetchOptions::default()).await;
+    let message = e.err().context("a fetch over the quota succeeded")?.to_string();
+    assert!(message.contains("storage quota"), "{message}");
     Ok(())
 }

@@ -42,8 +42,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use tables::{
-    BLOBS, CATALOG, FILES, HAVE, LOCALS, MANIFESTS, META, NAMES, PEERS, PEERS_SEEN, TRUST_IDS, TRUST_KEYS,
-    TRUST_RECORDS, VERSIONS, WORDS,
+    BLOBS, CATALOG, FILES, HAVE, LOCALS, MANIFESTS, META, NAMES, PEERS, PEERS_SEEN, PUBLISHER_COUNTS, TRUST_IDS,
+    TRUST_KEYS, TRUST_RECORDS, VERSIONS, WORDS,
 };
 
 /// Layout version of a store created by this code (kept in `meta-v1` under `"schema"`).
@@ -245,6 +245,7 @@ impl Store {
             txn.open_table(TRUST_RECORDS).db()?;
             txn.open_table(TRUST_IDS).db()?;
             txn.open_table(TRUST_KEYS).db()?;
+            txn.open_table(PUBLISHER_COUNTS).db()?;
         }
         txn.commit().db()?;
         Ok(Store { db: Arc::new(db), path: Arc::new(path.to_owned()) })
@@ -274,6 +275,12 @@ impl Store {
     /// updates the name table if its version is higher than the one recorded (never lower, and
     /// an equal version keeps the first manifest heard).
     pub fn put_manifest(&self, m: &Manifest) -> Result<bool, StoreError> {
+        Ok(self.put_manifest_capped(m, u64::MAX)?.unwrap_or(false))
+    }
+
+    /// Like [`Store::put_manifest`], but refuses (returns `None`) a new manifest whose publisher
+    /// already has `cap` manifests in the catalog, so one key cannot flood the store.
+    pub fn put_manifest_capped(&self, m: &Manifest, cap: u64) -> Result<Option<bool>, StoreError> {
         let id = m.id();
         let body = m.body();
         let name = name_key(&body.publisher, &body.slug);
@@ -283,8 +290,17 @@ impl Store {
             if manifests.get(id.as_bytes()).db()?.is_some() {
                 drop(manifests);
                 txn.abort().db()?;
-                return Ok(false);
+                return Ok(Some(false));
             }
+            let mut per_publisher = txn.open_table(PUBLISHER_COUNTS).db()?;
+            let count = per_publisher.get(body.publisher.as_bytes()).db()?.map_or(0, |v| v.value());
+            if count >= cap {
+                drop(per_publisher);
+                drop(manifests);
+                txn.abort().db()?;
+                return Ok(None);
+            }
+            per_publisher.insert(body.publisher.as_bytes(), count + 1).db()?;
             let mut catalog = txn.open_table(CATALOG).db()?;
             let seq = match catalog.last().db()? {
                 Some((k, _)) => k.value().saturating_add(1),
@@ -311,7 +327,7 @@ impl Store {
             }
         }
         txn.commit().db()?;
-        Ok(true)
+        Ok(Some(true))
     }
 
     /// The stored manifest with this id.

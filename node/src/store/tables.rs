@@ -57,3 +57,6 @@ pub(crate) const TRUST_IDS: TableDefinition<Id, u64> = TableDefinition::new("tru
 
 /// publisher key bytes → 0 (a trust root) or 1 (a directly trusted publisher), set by the operator.
 pub(crate) const TRUST_KEYS: TableDefinition<Id, u8> = TableDefinition::new("trust-keys-v1");
+
+/// publisher key bytes → how many manifests of that publisher the catalog holds (for the cap).
+pub(crate) const PUBLISHER_COUNTS: TableDefinition<Id, u64> = TableDefinition::new("publisher-counts-v1");
