@@ -243,6 +243,7 @@ pub async fn show(home: &Path, target: &str, out: &Out) -> Result<()> {
     }
     out.line(format!("created:     {} (unix seconds)", m.created));
     out.line(format!("signature:   {}", m.signature));
+    out.line(format!("trust:       {}", m.trust));
     out.line(format!("size:        {} in {} files", bytes(m.size), m.file_count));
     match &m.files {
         Some(files) => {

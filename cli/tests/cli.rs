@@ -722,9 +722,23 @@ fn trust_delegation_revocation_and_audit_through_the_cli() -> Result<()> {
     std::fs::write(scene.path("bad.txt"), "00ff\n")?;
     scene.lien("other", &["trust", "import", scene.path("bad.txt").to_str().context("path")?])?.fails(1, "line 1")?;
 
-    // The revocation is signed and printed too.
+    // The agency's node learns the delegation and publishes under it: `show` says so.
+    scene.lien("strict", &["trust", "import", scene.path("records.txt").to_str().context("path")?])?.ok()?;
+    let data = dataset(&scene, "moh", &[("beds.csv", 1000)])?;
+    let id = scene
+        .lien("strict", &["publish", data.to_str().context("path")?, "--name", "moh-beds", "--title", "Beds"])?
+        .ok()?;
+    let id = id.stdout.trim().lines().last().context("no id")?.to_owned();
+    let shown = scene.lien("strict", &["show", &id])?.ok()?;
+    ensure!(shown.stdout.contains("delegated: Ministry of Health"), "{}", shown.stdout);
+
+    // The revocation is signed and printed too; once imported, `show` marks the old manifest.
     let r = scene.lien("root", &["revoke", &agency_key, "--reason", "key lost"])?.ok()?;
     ensure!(r.stderr.contains("revokes"), "{}", r.stderr);
+    std::fs::write(scene.path("revocation.txt"), r.stdout.trim())?;
+    scene.lien("strict", &["trust", "import", scene.path("revocation.txt").to_str().context("path")?])?.ok()?;
+    let shown = scene.lien("strict", &["show", &id])?.ok()?;
+    ensure!(shown.stdout.contains("REVOKED"), "{}", shown.stdout);
 
     // Audit: intact on a fresh node, then an edited log is reported and the command fails.
     let audit = scene.lien("root", &["audit"])?.ok()?;

@@ -121,6 +121,11 @@ pub struct ManifestInfo {
     pub files: Option<Vec<FileInfo>>,
     /// Signature status: always `"valid"` (the catalog only holds verified manifests).
     pub signature: String,
+    /// Whether this node trusts the publisher for this name now: `open network`, `trusted
+    /// directly`, `delegated by ...`, or `REVOKED: ...` / `untrusted: ...` (e.g. a key revoked
+    /// after the manifest was stored).
+    #[serde(default)]
+    pub trust: String,
     /// Every version of this name known here: (version, manifest id), oldest first.
     pub versions: Vec<(u64, String)>,
     /// Whether this node holds the dataset, and how completely.

@@ -173,8 +173,18 @@ pub(crate) async fn show(
 ) -> Result<Json<ManifestInfo>, ApiError> {
     let id = parse_id(&id)?;
     let store = state.node.store().clone();
+    let node = state.node.clone();
     let info = blocking(move || {
         let m = store.manifest(&id)?.ok_or_else(|| ApiError::not_found(format!("no manifest {id} is known here")))?;
+        let trust = match node.check_trust(&m) {
+            Ok(lien_protocol::trust::Trusted::Open) => "open network (no trust roots configured)".to_owned(),
+            Ok(lien_protocol::trust::Trusted::Direct) => "trusted directly".to_owned(),
+            Ok(lien_protocol::trust::Trusted::Delegated { organisations }) => {
+                format!("delegated: {}", organisations.join(" <- "))
+            }
+            Err(e @ lien_protocol::trust::TrustError::Revoked(_)) => format!("REVOKED: {e}"),
+            Err(e) => format!("untrusted: {e}"),
+        };
         let b = m.body();
         let files = files_of(&store, &m)?.map(|entries| {
             entries
@@ -206,6 +216,7 @@ pub(crate) async fn show(
             size: b.files.total_size(),
             files,
             signature: "valid".into(),
+            trust,
             versions,
             local,
         })
