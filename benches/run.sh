@@ -11,7 +11,8 @@
 #   (p) PROFILE=1: perf (cpu-clock) profile of one fetch, both sides
 #
 # Usage: benches/run.sh
-#   env: RUNS=5 BIG_MIB=1024 SMALL_MIB=256 SWARM_N=8 SWARM_RUNS=3 TUNING=1 PROFILE=0 KEEP=0 SKIP_BUILD=0
+#   env: RUNS=5 BIG_MIB=1024 SMALL_MIB=256 SWARM_N=8 SWARM_RUNS=3 TUNING=1 TUNING_RUNS=3 PROFILE=0
+#        KEEP=0 SKIP_BUILD=0
 #        RESULTS_OUT=target/lien-bench-results.jsonl
 # Needs: cargo, python3, curl (installed with apt-get if missing), b3sum (cargo install if missing).
 set -euo pipefail
@@ -23,6 +24,7 @@ SMALL_MIB=${SMALL_MIB:-256}
 SWARM_N=${SWARM_N:-8}
 SWARM_RUNS=${SWARM_RUNS:-3}
 TUNING=${TUNING:-1}
+TUNING_RUNS=${TUNING_RUNS:-3}
 KEEP=${KEEP:-0}
 export PATH="$HOME/.cargo/bin:$PATH"
 
@@ -132,6 +134,9 @@ lien_fetch() {
     rm -rf "$FETCH_OUT"
 }
 
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+log "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), kernel $(uname -r); load $LOAD_START"
+
 # ---------------------------------------------------------------------------------------------
 # Data.
 mkdir -p "$WORK/data"
@@ -197,7 +202,7 @@ done
 if [ "$TUNING" = 1 ]; then
     log "(t) fetch tunings: fetch_requests_per_peer 1 / 16, 4 MiB chunks"
     start_server "$BIG"
-    for i in $(seq "$RUNS"); do
+    for i in $(seq "$TUNING_RUNS"); do
         curl_fetch "t-curl" "$i" big.bin
         lien_fetch "t-rpp1" "$i" --requests-per-peer 1
         lien_fetch "t-rpp16" "$i" --requests-per-peer 16
@@ -209,7 +214,7 @@ if [ "$TUNING" = 1 ]; then
         log "(t) fetch to tmpfs ($SHM): lien vs curl"
         SHMDIR=$(mktemp -d "$SHM/lien-bench.XXXXXX")
         FETCH_OUT="$SHMDIR/out" CURL_OUT="$SHMDIR/curl.out"
-        for i in $(seq "$RUNS"); do
+        for i in $(seq "$TUNING_RUNS"); do
             curl_fetch "t-shm-curl" "$i" big.bin
             lien_fetch "t-shm-lien" "$i"
         done
@@ -218,7 +223,7 @@ if [ "$TUNING" = 1 ]; then
     fi
     stop_server "t-serve-1mib"
     start_server "$BIG" --chunk-mib 4
-    for i in $(seq "$RUNS"); do
+    for i in $(seq "$TUNING_RUNS"); do
         curl_fetch "t-curl4" "$i" big.bin
         lien_fetch "t-4mib" "$i"
     done
@@ -228,7 +233,7 @@ if [ "$TUNING" = 1 ]; then
     log "(t) glibc malloc tunables on both sides"
     MALLOC_TUNED="glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824"
     GLIBC_TUNABLES=$MALLOC_TUNED start_server "$BIG"
-    for i in $(seq "$RUNS"); do
+    for i in $(seq "$TUNING_RUNS"); do
         curl_fetch "t-curl-malloc" "$i" big.bin
         GLIBC_TUNABLES=$MALLOC_TUNED lien_fetch "t-malloc" "$i"
         GLIBC_TUNABLES=$MALLOC_TUNED lien_fetch "t-malloc-rpp16" "$i" --requests-per-peer 16
@@ -273,6 +278,7 @@ done
 
 # ---------------------------------------------------------------------------------------------
 # Summary.
+log "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (at the start: $LOAD_START)"
 RESULTS_OUT=${RESULTS_OUT:-$ROOT/target/lien-bench-results.jsonl}
 cp "$RES" "$RESULTS_OUT" 2>/dev/null || true
 python3 - "$RES" "$BIG_MIB" "$SMALL_MIB" "$SWARM_N" "$RESULTS_OUT" <<'EOF'
@@ -334,7 +340,7 @@ for side, small_tag, big_tag in [("server", "c-serve-small", "c-serve-big"), ("f
         "no growth", "<100 MiB", growth < 1.25, growth < 1.25 and b < 100)
 # (d)
 up = lien("d-swarm", "upload_ratio")
-row(f"(d) swarm {swarm_n} x {small_mib} MiB: publisher upload / size", f"{up:.2f}", "portal = 8", f"{up:.2f}",
+row(f"(d) swarm {swarm_n} x {small_mib} MiB: publisher upload / size", f"{up:.2f}", f"portal = {swarm_n}", f"{up:.2f}",
     "<=3", "<=2", up <= 3, up <= 2)
 
 w = [max(len(str(r[i])) for r in out + [("", "lien", "baseline", "ratio", "must", "goal", "verdict")]) for i in range(7)]
