@@ -15,7 +15,7 @@
 
 pub(crate) mod ckan;
 pub(crate) mod dcat;
-pub(crate) mod index;
+pub mod index;
 pub(crate) mod web;
 
 use std::sync::RwLock;
