@@ -731,6 +731,21 @@ fn trust_delegation_revocation_and_audit_through_the_cli() -> Result<()> {
     let id = id.stdout.trim().lines().last().context("no id")?.to_owned();
     let shown = scene.lien("strict", &["show", &id])?.ok()?;
     ensure!(shown.stdout.contains("delegated: Ministry of Health"), "{}", shown.stdout);
+    // A restricted dataset is never served by the HTTP gateway, which answers anyone.
+    let secret = dataset(&scene, "moh-secret", &[("patients.csv", 1000)])?;
+    let args = [
+        "publish",
+        secret.to_str().context("path")?,
+        "--name",
+        "moh-secret",
+        "--title",
+        "Patients",
+        "--reader",
+        "Ministry of Health",
+    ];
+    let sid = scene.lien("strict", &args)?.ok()?.stdout.trim().lines().last().context("no id")?.to_owned();
+    let r = http(strict.api(), "GET", &format!("/d/{sid}/patients.csv"), &[], b"")?;
+    ensure!(r.status == 403, "the gateway served a restricted file: HTTP {}", r.status);
 
     // The revocation is signed and printed too; once imported, `show` marks the old manifest.
     let r = scene.lien("root", &["revoke", &agency_key, "--reason", "key lost"])?.ok()?;

@@ -192,7 +192,18 @@ pub(crate) async fn file(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
-    let (_, entries) = dataset(&state, id).await?;
+    let (manifest, entries) = dataset(&state, id).await?;
+    // The gateway answers anyone who can reach it (the portal may listen beyond loopback), so it
+    // never serves restricted data; authorised nodes fetch it peer to peer with `lien get`.
+    if manifest.body().metadata.is_restricted() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "dataset {id} is restricted to {}; fetch it with `lien get` on an authorised node",
+                manifest.body().metadata.readers.join(", ")
+            ),
+        ));
+    }
     let entry = entries
         .into_iter()
         .find(|e| e.path.as_str() == path)
