@@ -35,6 +35,7 @@ fi
 "$VENV/bin/pip" install -q --disable-pip-version-check -r tests/python/requirements.txt
 
 cargo build -p lien --locked
-export LIEN_BIN="$PWD/target/debug/lien"
+# Respect a relocated target folder (CARGO_TARGET_DIR), as cargo does.
+export LIEN_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/lien"
 export LIEN_TEST_ARTIFACTS="$PWD/target/test-artifacts"
 exec "$VENV/bin/python" -m pytest tests/python -q -p no:cacheprovider -W ignore::DeprecationWarning "$@"
