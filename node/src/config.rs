@@ -64,6 +64,8 @@ pub struct NodeConfig {
     pub request_timeout_secs: u64,
     /// Requests in flight to one peer while fetching.
     pub fetch_requests_per_peer: usize,
+    /// Chunk requests served at once (upload slots); more get `Busy` and go to other holders.
+    pub max_concurrent_uploads: usize,
     /// Threads used to hash while publishing and verifying (0 = all cores).
     pub hash_threads: usize,
     /// Seconds between announcements of held datasets to the DHT (0 = never re-announce).
@@ -108,7 +110,8 @@ impl Default for NodeConfig {
             max_connections_per_ip: 32,
             max_concurrent_streams: 256,
             request_timeout_secs: 30,
-            fetch_requests_per_peer: 4,
+            fetch_requests_per_peer: 8,
+            max_concurrent_uploads: 8,
             hash_threads: 0,
             reprovide_secs: 3600,
             trust_roots: Vec::new(),

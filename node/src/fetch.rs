@@ -27,8 +27,12 @@ use crate::network::{NetError, NetworkHandle};
 use crate::node::Inner;
 use crate::store::{FileRecord, LocalDataset, LocalKind, StoreError};
 
-/// Bytes written before they are fsynced and marked present.
-const SYNC_EVERY_BYTES: u64 = 32 << 20;
+/// Bytes written before they are fsynced and marked present (and so offered to other peers).
+const SYNC_EVERY_BYTES: u64 = 8 << 20;
+/// Age after which a peer's `Have` answer is asked again (partial holders gain chunks).
+const HAVE_REFRESH: Duration = Duration::from_secs(1);
+/// How long a peer that answered `Busy` is left alone.
+const BUSY_BACKOFF: Duration = Duration::from_millis(50);
 /// Failures after which a peer is dropped for this fetch.
 const MAX_PEER_FAILURES: u32 = 3;
 /// How far into the work queue a peer looks for a range it holds.
@@ -231,7 +235,7 @@ struct FileJob {
     entry: FileEntry,
     final_path: PathBuf,
     part_path: PathBuf,
-    list: Option<ChunkList>,
+    list: Option<Arc<ChunkList>>,
     file: Option<Arc<File>>,
     missing: usize,
     unsynced: Vec<u64>,
@@ -253,12 +257,28 @@ struct PeerState {
     in_flight: usize,
     failures: u32,
     bad: bool,
-    have: HashMap<usize, Vec<u8>>,
+    have: HashMap<usize, (Vec<u8>, Instant)>,
+    busy_until: Option<Instant>,
+}
+
+impl PeerState {
+    /// Whether this peer may hold `unit`, and whether to ask it `Have` first.
+    fn may_hold(&self, unit: &Unit) -> Option<bool> {
+        match self.have.get(&unit.file) {
+            None => Some(true),
+            Some((bitmap, _)) if (unit.first..unit.first + u64::from(unit.count)).all(|i| bit(bitmap, i)) => {
+                Some(false)
+            }
+            Some((_, at)) if at.elapsed() > HAVE_REFRESH => Some(true),
+            Some(_) => None,
+        }
+    }
 }
 
 enum Outcome {
+    Written(u64, Option<Vec<u8>>),
+    Corrupt(Option<Vec<u8>>),
     Forbidden,
-    Data(Vec<u8>, Option<Vec<u8>>),
     NotHeld(Vec<u8>),
     Busy,
     Failed(String),
@@ -359,6 +379,14 @@ async fn fetch_locked(
     let prep_root = root.clone();
     let readers = manifest.body().metadata.readers.clone();
     let (mut jobs, queue) = blocking(move || prepare(&prep_store, &prep_root, entries, &readers)).await?;
+    // A random order per fetcher (as BitTorrent's random-first): nodes fetching the same
+    // dataset at once hold different chunks early, so they can serve each other instead of all
+    // asking the publisher for the same ones.
+    let mut queue = queue;
+    {
+        use rand::seq::SliceRandom;
+        queue.shuffle(&mut rand::thread_rng());
+    }
     let mut queue: VecDeque<Unit> = queue.into();
     let present: u64 = total - queue.iter().map(|u| unit_bytes(&jobs, u)).sum::<u64>();
 
@@ -387,24 +415,23 @@ async fn fetch_locked(
         let mut assigned = true;
         while assigned {
             assigned = false;
+            let now = Instant::now();
             for peer in &order {
                 let Some(state) = peers.get_mut(peer) else { continue };
-                if state.bad || state.in_flight >= per_peer_limit {
+                if state.bad || state.in_flight >= per_peer_limit || state.busy_until.is_some_and(|t| t > now) {
                     continue;
                 }
-                let pick = queue.iter().take(QUEUE_SCAN).position(|u| match state.have.get(&u.file) {
-                    None => true,
-                    Some(bitmap) => (u.first..u.first + u64::from(u.count)).all(|i| bit(bitmap, i)),
-                });
-                if let Some(pos) = pick {
+                let pick =
+                    queue.iter().take(QUEUE_SCAN).enumerate().find_map(|(i, u)| state.may_hold(u).map(|ask| (i, ask)));
+                if let Some((pos, ask)) = pick {
                     let Some(unit) = queue.remove(pos) else { continue };
                     let job = &jobs[unit.file];
-                    let ask_have =
-                        job.list.as_ref().is_some_and(|l| l.chunk_count() > 1) && !state.have.contains_key(&unit.file);
+                    let ask_have = ask && job.list.as_ref().is_some_and(|l| l.chunk_count() > 1);
                     state.in_flight += 1;
                     assigned = true;
-                    let fut = request_unit(net.clone(), *peer, unit, job.entry.id, ask_have);
-                    inflight.push(fut);
+                    let target =
+                        WriteTarget { list: job.list.clone(), file: job.file.clone(), entry: job.entry.clone() };
+                    inflight.push(request_unit(net.clone(), *peer, unit, target, ask_have));
                 }
             }
         }
@@ -442,29 +469,20 @@ async fn fetch_locked(
         let state = peers.entry(peer).or_default();
         state.in_flight = state.in_flight.saturating_sub(1);
         match outcome {
-            Outcome::Data(payload, have) => {
+            Outcome::Corrupt(have) => {
                 if let Some(h) = have {
-                    state.have.insert(unit.file, h);
+                    state.have.insert(unit.file, (h, Instant::now()));
                 }
-                let job = &jobs[unit.file];
-                let list = job.list.clone();
-                let file = job.file.clone();
-                let entry = job.entry.clone();
-                let len = payload.len() as u64;
-                let ok =
-                    blocking(move || verify_and_write(list.as_ref(), file.as_deref(), &entry, unit, &payload)).await?;
-                if !ok {
-                    tracing::warn!(%peer, file = %jobs[unit.file].entry.path, "peer sent a chunk that does not verify; dropping it");
-                    inner.stats.chunks_rejected.fetch_add(1, Ordering::Relaxed);
-                    if let Some(s) = peers.get_mut(&peer) {
-                        s.bad = true;
-                    }
-                    queue.push_front(unit);
-                    continue;
+                tracing::warn!(%peer, file = %jobs[unit.file].entry.path, "peer sent a chunk that does not verify; dropping it");
+                inner.stats.chunks_rejected.fetch_add(1, Ordering::Relaxed);
+                state.bad = true;
+                queue.push_front(unit);
+            }
+            Outcome::Written(len, have) => {
+                if let Some(h) = have {
+                    state.have.insert(unit.file, (h, Instant::now()));
                 }
-                if let Some(s) = peers.get_mut(&peer) {
-                    s.failures = 0;
-                }
+                state.failures = 0;
                 inner.stats.fetched(&peer.to_string(), len, u64::from(unit.count));
                 *per_peer.entry(peer.to_string()).or_default() += len;
                 done += len;
@@ -480,7 +498,7 @@ async fn fetch_locked(
                 report(done, order.len());
             }
             Outcome::NotHeld(bitmap) => {
-                state.have.insert(unit.file, bitmap);
+                state.have.insert(unit.file, (bitmap, Instant::now()));
                 queue.push_front(unit);
             }
             Outcome::Forbidden => {
@@ -490,7 +508,8 @@ async fn fetch_locked(
                 queue.push_front(unit);
             }
             Outcome::Busy => {
-                state.failures += 1;
+                // Its upload slots are full: leave it alone briefly and ask others meanwhile.
+                state.busy_until = Some(Instant::now() + BUSY_BACKOFF);
                 queue.push_back(unit);
             }
             Outcome::Failed(reason) => {
@@ -572,14 +591,24 @@ fn now_secs() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-/// Sends a `Have` (when the peer's holdings are unknown) and then a `Chunks` request.
+/// Where a unit's verified bytes go.
+struct WriteTarget {
+    list: Option<Arc<ChunkList>>,
+    file: Option<Arc<File>>,
+    entry: FileEntry,
+}
+
+/// Sends a `Have` (when the peer's holdings are unknown or stale), then a `Chunks` request, and
+/// verifies and writes what arrives, so verification and disk writes of one response overlap
+/// with the transfers of others.
 async fn request_unit(
     net: NetworkHandle,
     peer: PeerId,
     unit: Unit,
-    file: ContentId,
+    target: WriteTarget,
     ask_have: bool,
 ) -> (PeerId, Unit, Outcome) {
+    let file = target.entry.id;
     let range = unit.first..unit.first + u64::from(unit.count);
     let mut have = None;
     if ask_have {
@@ -604,11 +633,21 @@ async fn request_unit(
             Response::Chunks { first, count, len }
                 if first == unit.first && count == unit.count && len == r.payload.len() as u64 =>
             {
-                Outcome::Data(r.payload, have)
+                let payload = r.payload;
+                let written = tokio::task::spawn_blocking(move || {
+                    verify_and_write(target.list.as_deref(), target.file.as_deref(), &target.entry, unit, &payload)
+                })
+                .await;
+                match written {
+                    Ok(Ok(true)) => Outcome::Written(len, have),
+                    Ok(Ok(false)) => Outcome::Corrupt(have),
+                    Ok(Err(e)) => Outcome::Failed(format!("cannot write: {e}")),
+                    Err(e) => Outcome::Failed(format!("write task failed: {e}")),
+                }
             }
             Response::Error { code: ErrorCode::Busy, .. } => Outcome::Busy,
             Response::Error { code: ErrorCode::Forbidden, .. } => Outcome::Forbidden,
-            Response::Error { code: ErrorCode::NotFound, .. } => Outcome::NotHeld(Vec::new()),
+            Response::Error { code: ErrorCode::NotFound, .. } => Outcome::NotHeld(have.unwrap_or_default()),
             other => Outcome::Failed(format!("unexpected answer {other:?}")),
         },
         Err(e) => Outcome::Failed(e.to_string()),
@@ -769,7 +808,7 @@ fn prepare(
             // A new record starts with no chunk marked present.
             store.put_file(&rec)?;
         }
-        job.list = Some(crate::chunks::load_chunk_list(store, &rec)?);
+        job.list = Some(Arc::new(crate::chunks::load_chunk_list(store, &rec)?));
         let file = OpenOptions::new().write(true).open(&job.part_path).map_err(io(&job.part_path))?;
         job.file = Some(Arc::new(file));
         let bitmap = store.have(&job.entry.id)?.unwrap_or_default();

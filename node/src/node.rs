@@ -479,6 +479,9 @@ fn validate_name_record(key: &[u8], value: &[u8], existing: Option<&[u8]>) -> bo
 /// Handles events from the network task until it stops.
 async fn dispatch(inner: Arc<Inner>, mut events: mpsc::Receiver<NetEvent>) {
     let inbound = Arc::new(Semaphore::new(MAX_INBOUND_IN_FLIGHT));
+    // Upload slots, as BitTorrent's unchoke slots: beyond them chunk requests get `Busy`, so
+    // fetchers spread over other holders instead of all queueing at the publisher.
+    let uploads = Arc::new(Semaphore::new(inner.config.max_concurrent_uploads.max(1)));
     while let Some(event) = events.recv().await {
         match event {
             NetEvent::Manifest { bytes, source } => {
@@ -500,7 +503,16 @@ async fn dispatch(inner: Arc<Inner>, mut events: mpsc::Receiver<NetEvent>) {
             }
             NetEvent::Inbound { peer, request, channel } => {
                 let net = inner.net.clone();
-                let Ok(permit) = inbound.clone().try_acquire_owned() else {
+                let upload = match &request {
+                    Request::Chunks { .. } => match uploads.clone().try_acquire_owned() {
+                        Ok(p) => Some(p),
+                        Err(_) => None,
+                    },
+                    _ => None,
+                };
+                let is_chunks = matches!(request, Request::Chunks { .. });
+                let permit = inbound.clone().try_acquire_owned();
+                let (Ok(permit), true) = (permit, !is_chunks || upload.is_some()) else {
                     let busy = TransferResponse::plain(Response::error(lien_protocol::wire::ErrorCode::Busy, "busy"));
                     let _ = net.send(Command::Respond { slot: channel, response: busy }).await;
                     continue;
@@ -528,6 +540,7 @@ async fn dispatch(inner: Arc<Inner>, mut events: mpsc::Receiver<NetEvent>) {
                     });
                     let _ = net.send(Command::Respond { slot: channel, response }).await;
                     drop(permit);
+                    drop(upload);
                 });
             }
             NetEvent::Connected { peer, addr } => {
