@@ -504,10 +504,7 @@ async fn dispatch(inner: Arc<Inner>, mut events: mpsc::Receiver<NetEvent>) {
             NetEvent::Inbound { peer, request, channel } => {
                 let net = inner.net.clone();
                 let upload = match &request {
-                    Request::Chunks { .. } => match uploads.clone().try_acquire_owned() {
-                        Ok(p) => Some(p),
-                        Err(_) => None,
-                    },
+                    Request::Chunks { .. } => uploads.clone().try_acquire_owned().ok(),
                     _ => None,
                 };
                 let is_chunks = matches!(request, Request::Chunks { .. });
