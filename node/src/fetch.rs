@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use libp2p::PeerId;
-use lien_protocol::chunk::hash_reader;
 use lien_protocol::manifest::FileList;
 use lien_protocol::wire::{ErrorCode, Request, Response};
 use lien_protocol::{ChunkList, ContentId, FileEntry, Manifest};
@@ -707,9 +706,7 @@ async fn finish_file(inner: &Arc<Inner>, job: &mut FileJob) -> Result<(), FetchE
     let (part, final_path) = (job.part_path.clone(), job.final_path.clone());
     let threads = inner.config.hash_threads();
     blocking(move || {
-        let f = File::open(&part).map_err(io(&part))?;
-        let digest = hash_reader(std::io::BufReader::with_capacity(1 << 20, f), entry.chunk_size, threads, |_| {})
-            .map_err(io(&part))?;
+        let digest = crate::hashing::hash_file(&part, entry.chunk_size, threads, &|_, _| {}).map_err(io(&part))?;
         if digest.id != entry.id {
             // Start this file over rather than ever exposing it.
             store.remove_file(&entry.id)?;

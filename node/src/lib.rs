@@ -16,6 +16,7 @@ pub mod audit;
 pub mod chunks;
 pub mod config;
 pub mod fetch;
+pub mod hashing;
 pub mod keyfile;
 pub mod network;
 pub mod node;

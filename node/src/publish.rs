@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use lien_protocol::chunk::hash_reader;
 use lien_protocol::manifest::FileList;
 use lien_protocol::{ChunkSize, FileEntry, Manifest, ManifestBody, Metadata, PublisherSecret, RelPath, Slug};
 
@@ -155,11 +154,9 @@ pub fn prepare(
             dst
         };
         let mtime = mtime_ns(&source).map_err(io(&source))?;
-        let file = std::fs::File::open(&source).map_err(io(&source))?;
-        let digest = hash_reader(std::io::BufReader::with_capacity(1 << 20, file), req.chunk_size, threads, |d| {
-            progress(done_before + d, total)
-        })
-        .map_err(io(&source))?;
+        let base = done_before;
+        let digest = crate::hashing::hash_file(&source, req.chunk_size, threads, &|d, _| progress(base + d, total))
+            .map_err(io(&source))?;
         done_before += digest.size;
         entries.push(FileEntry {
             path: rel.clone(),

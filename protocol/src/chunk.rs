@@ -253,6 +253,42 @@ pub struct FileDigest {
     pub chunks: ChunkList,
 }
 
+/// The chunk-list entry of chunk `index` holding `data`, for a file of more than one chunk
+/// (callers that read chunks themselves, e.g. in parallel, hash them with this and assemble the
+/// digest with [`FileDigest::from_chunk_entries`]).
+pub fn chunk_entry(chunk_size: ChunkSize, index: u64, data: &[u8]) -> [u8; CV_LEN] {
+    chunk_cv(index.saturating_mul(chunk_size.bytes()), data)
+}
+
+impl FileDigest {
+    /// Assembles the digest of a file of `size` bytes from its chunk-list entries (one per chunk,
+    /// in order, made by [`chunk_entry`]). For a file of at most one chunk pass `whole`, its plain
+    /// BLAKE3 hash, and no entries.
+    pub fn from_chunk_entries(
+        size: u64,
+        chunk_size: ChunkSize,
+        entries: Vec<[u8; CV_LEN]>,
+        whole: Option<ContentId>,
+    ) -> Result<Self, ChunkError> {
+        let count = chunk_size.count(size);
+        let id = if count <= 1 {
+            match (whole, entries.is_empty()) {
+                (Some(id), true) => id,
+                _ => return Err(ChunkError::ChunkListLength { expected: 0, got: (entries.len() * CV_LEN) as u64 }),
+            }
+        } else {
+            if entries.len() as u64 != count {
+                return Err(ChunkError::ChunkListLength {
+                    expected: count * CV_LEN as u64,
+                    got: (entries.len() * CV_LEN) as u64,
+                });
+            }
+            root_of(&entries)
+        };
+        Ok(Self { id, size, chunks: ChunkList { id, size, chunk_size, cvs: entries } })
+    }
+}
+
 /// Hashes everything `reader` yields in one pass, on `threads` threads, in constant memory.
 ///
 /// `progress` is called with the number of bytes hashed so far after each batch.
@@ -412,6 +448,19 @@ mod tests {
             ChunkList::from_bytes(d.id, d.size, CS, &raw[..64]),
             Err(ChunkError::ChunkListLength { expected: 96, got: 64 })
         ));
+    }
+
+    #[test]
+    fn digest_from_entries_matches_the_streaming_hash() {
+        let bytes = data(5 * CS.bytes() as usize + 77, 11);
+        let d = digest(&bytes, 1);
+        let entries: Vec<_> =
+            bytes.chunks(CS.bytes() as usize).enumerate().map(|(i, c)| chunk_entry(CS, i as u64, c)).collect();
+        assert_eq!(FileDigest::from_chunk_entries(d.size, CS, entries, None).unwrap(), d);
+        let small = data(100, 1);
+        let d = digest(&small, 1);
+        assert_eq!(FileDigest::from_chunk_entries(100, CS, Vec::new(), Some(ContentId::of(&small))).unwrap(), d);
+        assert!(FileDigest::from_chunk_entries(5 * CS.bytes(), CS, Vec::new(), None).is_err());
     }
 
     #[test]
