@@ -36,8 +36,8 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
     log "building lien_bench (release)"
     (cd "$ROOT" && cargo build --release -q -p lien-tests --example lien_bench)
 fi
-BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/lien_bench"
-[ -x "$BIN" ] || { echo "no binary at $BIN" >&2; exit 1; }
+BUILT="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/lien_bench"
+[ -x "$BUILT" ] || { echo "no binary at $BUILT" >&2; exit 1; }
 if ! command -v b3sum >/dev/null; then
     log "installing b3sum"
     cargo install b3sum --locked
@@ -52,6 +52,10 @@ TIME=/usr/bin/time
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/lien-bench.XXXXXX")
 RES="$WORK/results.jsonl"
+# A private copy: the target dir is shared, and a rebuild by someone else mid-run must not change
+# the program under test.
+BIN="$WORK/lien_bench"
+cp "$BUILT" "$BIN"
 SPID=""
 HPID=""
 cleanup() {
@@ -135,6 +139,7 @@ lien_fetch() {
 }
 
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+log "code: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- node protocol tests 2>/dev/null || echo ' + uncommitted changes in node/protocol/tests')"
 log "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), kernel $(uname -r); load $LOAD_START"
 
 # ---------------------------------------------------------------------------------------------
