@@ -239,6 +239,9 @@ struct FileJob {
     missing: usize,
     unsynced: Vec<u64>,
     unsynced_bytes: u64,
+    /// The background fsync-and-mark of earlier chunks, if one is running (at most one per file,
+    /// so marks land in order and each only after its own fsync).
+    syncing: Option<tokio::task::JoinHandle<Result<(), FetchError>>>,
     /// Another file of this dataset with the same content, copied once that one is complete.
     copy_of: Option<usize>,
 }
@@ -492,7 +495,7 @@ async fn fetch_locked(
                 if job.missing == 0 {
                     finish_file(inner, job).await?;
                 } else if job.unsynced_bytes >= SYNC_EVERY_BYTES {
-                    sync_and_mark(inner, job).await?;
+                    start_sync(inner, job).await?;
                 }
                 report(done, order.len());
             }
@@ -684,17 +687,33 @@ fn verify_and_write(
 
 /// Makes written chunks durable, then records them as present.
 async fn sync_and_mark(inner: &Arc<Inner>, job: &mut FileJob) -> Result<(), FetchError> {
+    start_sync(inner, job).await?;
+    wait_sync(job).await
+}
+
+/// Starts an fsync-and-mark of the chunks written so far in the background, after waiting for
+/// the previous one of this file; the download goes on meanwhile.
+async fn start_sync(inner: &Arc<Inner>, job: &mut FileJob) -> Result<(), FetchError> {
+    wait_sync(job).await?;
     let (Some(file), indices) = (job.file.clone(), std::mem::take(&mut job.unsynced)) else { return Ok(()) };
     job.unsynced_bytes = 0;
     let store = inner.store.clone();
     let id = job.entry.id;
     let path = job.part_path.clone();
-    blocking(move || {
+    job.syncing = Some(tokio::task::spawn_blocking(move || {
         file.sync_data().map_err(io(&path))?;
         store.mark_chunks(&id, &indices)?;
         Ok(())
-    })
-    .await
+    }));
+    Ok(())
+}
+
+/// Waits for the file's background fsync-and-mark, if any.
+async fn wait_sync(job: &mut FileJob) -> Result<(), FetchError> {
+    match job.syncing.take() {
+        Some(task) => task.await.map_err(|e| FetchError::Task(e.to_string()))?,
+        None => Ok(()),
+    }
 }
 
 /// Syncs, verifies the whole file against its id, and renames it into place.
@@ -753,6 +772,7 @@ fn prepare(
             missing: 0,
             unsynced: Vec::new(),
             unsynced_bytes: 0,
+            syncing: None,
             copy_of: None,
         };
         // The same content twice in one dataset is downloaded once, then copied.
