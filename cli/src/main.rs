@@ -8,6 +8,12 @@
 //! Exit codes: 0 success, 1 failure, 2 usage error. Errors are printed as one line,
 //! `error: ...` with the cause chain.
 
+/// mimalloc instead of glibc malloc: chunk buffers of 1 MiB fall above glibc's mmap threshold, so
+/// every chunk cost an mmap, page faults and an munmap (≈ 200k faults per GiB fetched, see
+/// BENCHMARKS.md); mimalloc reuses them.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod client;
 mod commands;
 mod daemon;

@@ -23,6 +23,10 @@
 //! stderr, so that stdout carries only the address line). Times are wall-clock seconds; CPU
 //! times (user, sys) come from `/proc/self/stat`; peak RSS is `VmHWM` from `/proc/self/status`.
 
+/// The same allocator as the `lien` binary (see cli/src/main.rs).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
