@@ -84,16 +84,7 @@ pub(crate) async fn listing(
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     let (m, entries) = dataset(&state, id).await?;
-    let files: Vec<FileInfo> = entries
-        .iter()
-        .map(|e| FileInfo {
-            path: e.path.to_string(),
-            size: e.size,
-            id: e.id.to_string(),
-            media_type: e.media_type.clone(),
-            chunk_size: e.chunk_size.bytes(),
-        })
-        .collect();
+    let files: Vec<FileInfo> = entries.iter().map(FileInfo::from).collect();
     let wants_html = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("text/html"));
     if !wants_html {
         let b = m.body();

@@ -94,6 +94,18 @@ pub struct FileInfo {
     pub chunk_size: u64,
 }
 
+impl From<&lien_protocol::FileEntry> for FileInfo {
+    fn from(e: &lien_protocol::FileEntry) -> Self {
+        Self {
+            path: e.path.to_string(),
+            size: e.size,
+            id: e.id.to_string(),
+            media_type: e.media_type.clone(),
+            chunk_size: e.chunk_size.bytes(),
+        }
+    }
+}
+
 /// A manifest in full (`GET /v1/datasets/{id}`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ManifestInfo {

@@ -186,18 +186,7 @@ pub(crate) async fn show(
             Err(e) => format!("untrusted: {e}"),
         };
         let b = m.body();
-        let files = files_of(&store, &m)?.map(|entries| {
-            entries
-                .iter()
-                .map(|e| FileInfo {
-                    path: e.path.to_string(),
-                    size: e.size,
-                    id: e.id.to_string(),
-                    media_type: e.media_type.clone(),
-                    chunk_size: e.chunk_size.bytes(),
-                })
-                .collect()
-        });
+        let files = files_of(&store, &m)?.map(|entries| entries.iter().map(FileInfo::from).collect());
         let versions = store.versions(&b.publisher, &b.slug)?.into_iter().map(|(v, id)| (v, id.to_string())).collect();
         let local = match store.local(&id)? {
             Some(d) => Some(local_info(&store, &d)?),
