@@ -142,26 +142,44 @@ pub async fn run(
         chunk_size: chunk,
     };
     let pnode = &nodes[publisher].as_ref().context("publisher not started")?.0;
-    let t = Instant::now();
-    let manifest = pnode.publish(req, Arc::new(|_, _| {})).await.context("publish failed")?;
-    let publish_s = t.elapsed().as_secs_f64();
-    let id = manifest.id();
-    let t0 = Instant::now();
-    let mut announce_s: Vec<Option<f64>> = vec![None; n];
-    announce_s[publisher] = Some(0.0);
-    let limit = Duration::from_secs(30);
-    while t0.elapsed() < limit && announce_s.iter().any(Option::is_none) {
-        for (v, slot) in nodes.iter().enumerate() {
-            if announce_s[v].is_none() {
-                if let Some((node, _)) = slot {
-                    if node.manifest(&id)?.is_some() {
-                        announce_s[v] = Some(t0.elapsed().as_secs_f64());
-                    }
-                }
+    // Announcement time runs from the end of hashing (the last progress callback), not from the
+    // end of `publish`: the manifest is gossiped inside `publish`, so nodes may hold it before
+    // `publish` returns. A poller that started before `publish` records when each node has it.
+    let hashed_at: Arc<std::sync::Mutex<Option<Instant>>> = Arc::new(std::sync::Mutex::new(None));
+    let mark = hashed_at.clone();
+    let on_progress = Arc::new(move |done: u64, total: u64| {
+        if done >= total {
+            if let Ok(mut g) = mark.lock() {
+                g.get_or_insert_with(Instant::now);
             }
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    });
+    let watched: Vec<(usize, lien_node::Node)> =
+        nodes.iter().enumerate().filter_map(|(v, s)| s.as_ref().map(|(node, _)| (v, node.clone()))).collect();
+    let (publisher_key, slug) = (pnode.publisher(), req.slug.clone());
+    let limit = Duration::from_secs(30);
+    let poller = tokio::spawn(async move {
+        let mut seen: Vec<Option<Instant>> = vec![None; n];
+        let start = Instant::now();
+        while start.elapsed() < limit && watched.iter().any(|(v, _)| seen[*v].is_none()) {
+            for (v, node) in &watched {
+                if seen[*v].is_none() && node.store().resolve(&publisher_key, &slug).ok().flatten().is_some() {
+                    seen[*v] = Some(Instant::now());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        seen
+    });
+    let t = Instant::now();
+    let manifest = pnode.publish(req, on_progress).await.context("publish failed")?;
+    let publish_s = t.elapsed().as_secs_f64();
+    let id = manifest.id();
+    let seen = poller.await.context("announcement poller failed")?;
+    let base = hashed_at.lock().ok().and_then(|g| *g).unwrap_or(t);
+    let mut announce_s: Vec<Option<f64>> =
+        seen.iter().map(|s| s.map(|at| at.saturating_duration_since(base).as_secs_f64())).collect();
+    announce_s[publisher] = Some(0.0);
     let got = announce_s.iter().filter(|x| x.is_some()).count();
     progress(&format!("announcement reached {got}/{n} nodes"));
 

@@ -311,6 +311,9 @@ fn real_nodes_announce_and_fetch_on_loopback() -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let run = rt.block_on(lien_sim::real::run(&scn, &topo, 1, true, &|_| {}))?;
     ensure!(run.announce_s.iter().all(Option::is_some), "announcement missed a node: {:?}", run.announce_s);
+    // Measured from the end of hashing, so gossip delivery shows up as a real (small) delay.
+    let slowest = run.announce_s.iter().flatten().copied().fold(0.0, f64::max);
+    ensure!(slowest > 0.0 && slowest < 30.0, "implausible announcement time {slowest}: {:?}", run.announce_s);
     ensure!(run.fetch_s.len() == 3 && run.fetch_s.iter().all(Option::is_some), "fetches: {:?}", run.fetch_s);
     ensure!(run.single_fetch_s.is_some(), "no calibration probe");
     Ok(())
