@@ -641,6 +641,19 @@ fn gateway_serves_byte_ranges_that_match_the_file() -> Result<()> {
     let metrics = http(b.api(), "GET", "/metrics", &[], b"")?;
     let text = String::from_utf8_lossy(&metrics.body);
     ensure!(text.contains("# TYPE lien_peers gauge") && text.contains("lien_bytes_in_total "), "{text}");
+    // Only the chunks that range needed were fetched, not the whole dataset.
+    let bytes_in: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("lien_bytes_in_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .context("no lien_bytes_in_total")? as u64;
+    ensure!(
+        bytes_in >= 1_230_001 && bytes_in < size as u64,
+        "the range fetched {bytes_in} bytes of a {size}-byte file"
+    );
+    // The rest comes on demand too, and the whole file matches.
+    let rest = http(b.api(), "GET", &path, &[], b"")?;
+    ensure!(rest.status == 200 && rest.body == original, "full GET from B: status {}", rest.status);
     let spec = http(a.api(), "GET", "/v1/openapi.json", &[], b"")?;
     let spec: Value = serde_json::from_slice(&spec.body)?;
     ensure!(spec["paths"]["/d/{id}/{path}"].is_object(), "openapi lacks the gateway");

@@ -298,7 +298,37 @@ pub(crate) async fn fetch(
         locks.entry(id).or_default().clone()
     };
     let _guard = lock.lock().await;
-    fetch_locked(inner, id, root, opts).await
+    fetch_locked(inner, id, root, opts, None).await
+}
+
+/// Chunks `first..=last` of one file of a dataset: what the HTTP gateway needs to answer a Range
+/// request without waiting for the whole dataset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkRange {
+    /// The file.
+    pub file: ContentId,
+    /// First chunk index.
+    pub first: u64,
+    /// Last chunk index (inclusive).
+    pub last: u64,
+}
+
+/// Fetches only the chunks of `only` (plus the manifest, file list and chunk lists), verified
+/// and marked present like any other; the dataset stays incomplete unless they were all it
+/// lacked. Files left incomplete stay as `.lien-part` files.
+pub(crate) async fn fetch_range(
+    inner: &Arc<Inner>,
+    id: ContentId,
+    root: &Path,
+    opts: FetchOptions,
+    only: ChunkRange,
+) -> Result<FetchReport, FetchError> {
+    let lock = {
+        let mut locks = inner.fetch_locks.lock().map_err(|_| FetchError::Task("fetch lock poisoned".into()))?;
+        locks.entry(id).or_default().clone()
+    };
+    let _guard = lock.lock().await;
+    fetch_locked(inner, id, root, opts, Some(only)).await
 }
 
 async fn fetch_locked(
@@ -306,6 +336,7 @@ async fn fetch_locked(
     id: ContentId,
     root: &Path,
     opts: FetchOptions,
+    only: Option<ChunkRange>,
 ) -> Result<FetchReport, FetchError> {
     let net = &inner.net;
     let store = inner.store.clone();
@@ -390,6 +421,10 @@ async fn fetch_locked(
         queue.shuffle(&mut rand::thread_rng());
     }
     let mut queue: VecDeque<Unit> = queue.into();
+    if let Some(r) = only {
+        queue
+            .retain(|u| jobs[u.file].entry.id == r.file && u.first <= r.last && u.first + u64::from(u.count) > r.first);
+    }
     let present: u64 = total - queue.iter().map(|u| unit_bytes(&jobs, u)).sum::<u64>();
 
     // 5. Download.
@@ -524,10 +559,28 @@ async fn fetch_locked(
             }
         }
     }
+    let mut all_complete = true;
     for job in &mut jobs {
-        if job.file.is_some() {
+        if job.file.is_some() && job.missing == 0 {
             finish_file(inner, job).await?;
+        } else if job.file.is_some() {
+            // A partial fetch (`only`): keep what arrived, durable and marked.
+            sync_and_mark(inner, job).await?;
+            all_complete = false;
         }
+    }
+    if !all_complete {
+        let bad_peers = peers.iter().filter(|(_, s)| s.bad).map(|(p, _)| p.to_string()).collect();
+        return Ok(FetchReport {
+            manifest: id,
+            name: manifest.name(),
+            root,
+            files: jobs.len(),
+            total_bytes: total,
+            downloaded_bytes: done - present,
+            per_peer,
+            bad_peers,
+        });
     }
     let copies: Vec<(PathBuf, PathBuf)> =
         jobs.iter().filter_map(|j| j.copy_of.map(|k| (jobs[k].final_path.clone(), j.final_path.clone()))).collect();

@@ -417,6 +417,18 @@ impl Node {
         crate::audit::verify(&self.audit_path())
     }
 
+    /// Fetches only chunks `range` of one file of dataset `id` into `root` (the dataset stays
+    /// incomplete unless nothing else was missing): the HTTP gateway's on-demand path.
+    pub async fn fetch_range(
+        &self,
+        id: ContentId,
+        root: &Path,
+        opts: FetchOptions,
+        range: crate::fetch::ChunkRange,
+    ) -> Result<FetchReport, NodeError> {
+        Ok(fetch::fetch_range(&self.inner, id, root, opts, range).await?)
+    }
+
     /// Searches the catalog.
     pub fn search(&self, query: &str, limit: usize) -> Result<Vec<Manifest>, NodeError> {
         Ok(self.inner.store.search(query, limit)?)

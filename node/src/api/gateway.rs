@@ -52,6 +52,15 @@ async fn dataset(state: &ApiState, id: ContentId) -> Result<(Manifest, Vec<FileE
 
 /// Fetches dataset `id` unless it is complete here.
 async fn ensure_local(state: &ApiState, id: ContentId) -> Result<(), ApiError> {
+    fetch_on_demand(state, id, None).await
+}
+
+/// Fetches what the gateway needs: the whole dataset, or only chunks `range` of one file.
+async fn fetch_on_demand(
+    state: &ApiState,
+    id: ContentId,
+    range: Option<crate::fetch::ChunkRange>,
+) -> Result<(), ApiError> {
     let _one_at_a_time = state.gateway_fetch.lock().await;
     let store = state.node.store().clone();
     let local = blocking(move || Ok(store.local(&id)?)).await?;
@@ -61,10 +70,31 @@ async fn ensure_local(state: &ApiState, id: ContentId) -> Result<(), ApiError> {
         None => state.node.config().data_dir().join(id.to_string()),
     };
     let _active = ActiveFetch::new(state.fetches_active.clone());
-    tracing::info!(%id, "gateway: fetching on demand");
     let opts = FetchOptions { timeout: GATEWAY_FETCH_TIMEOUT, progress: None };
-    state.node.fetch(&id.to_string(), &root, opts).await?;
+    match range {
+        Some(r) => {
+            tracing::info!(%id, first = r.first, last = r.last, "gateway: fetching chunks on demand");
+            state.node.fetch_range(id, &root, opts, r).await?;
+        }
+        None => {
+            tracing::info!(%id, "gateway: fetching on demand");
+            state.node.fetch(&id.to_string(), &root, opts).await?;
+        }
+    }
     Ok(())
+}
+
+/// Whether every chunk of `first..=last` of `file` is held here.
+async fn holds_chunks(state: &ApiState, file: ContentId, first: u64, last: u64) -> Result<bool, ApiError> {
+    let store = state.node.store().clone();
+    blocking(move || {
+        Ok(match (store.file(&file)?, store.have(&file)?) {
+            (Some(r), _) if r.complete => true,
+            (Some(_), Some(bitmap)) => (first..=last).all(|i| crate::chunks::bit(&bitmap, i)),
+            _ => false,
+        })
+    })
+    .await
 }
 
 #[derive(Serialize)]
@@ -206,29 +236,6 @@ pub(crate) async fn file(
             return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag_value)]).into_response());
         }
     }
-    let record = |state: &ApiState| {
-        let store = state.node.store().clone();
-        let file_id = entry.id;
-        blocking(move || Ok(store.file(&file_id)?))
-    };
-    let rec = match record(&state).await? {
-        Some(r) if r.complete => r,
-        _ => {
-            ensure_local(&state, id).await?;
-            match record(&state).await? {
-                Some(r) if r.complete => r,
-                _ => {
-                    return Err(ApiError::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        format!("file {path:?} of dataset {id} is not available yet"),
-                    ))
-                }
-            }
-        }
-    };
-    if rec.size != entry.size {
-        return Err(ApiError::internal(format!("stored record of {path:?} disagrees with the manifest on its size")));
-    }
     let size = entry.size;
     let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
     let if_range_ok = headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok()).is_none_or(|v| v.trim() == etag);
@@ -245,6 +252,26 @@ pub(crate) async fn file(
             return Ok(r);
         }
     };
+    // Only the chunks this answer needs are fetched when they are missing (a partial dataset is
+    // served from its `.lien-part` files; every chunk is verified as it is read).
+    let (first, last) = (start / entry.chunk_size.bytes(), end.saturating_sub(1) / entry.chunk_size.bytes());
+    if size > 0 && !holds_chunks(&state, entry.id, first, last).await? {
+        fetch_on_demand(&state, id, Some(crate::fetch::ChunkRange { file: entry.id, first, last })).await?;
+    }
+    let store = state.node.store().clone();
+    let file_id = entry.id;
+    let rec = match blocking(move || Ok(store.file(&file_id)?)).await? {
+        Some(r) if size == 0 || r.complete || holds_chunks(&state, entry.id, first, last).await? => r,
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("file {path:?} of dataset {id} is not available yet"),
+            ))
+        }
+    };
+    if rec.size != entry.size {
+        return Err(ApiError::internal(format!("stored record of {path:?} disagrees with the manifest on its size")));
+    }
     let store = state.node.store().clone();
     let prep_rec = rec.clone();
     let list = blocking(move || {
