@@ -137,7 +137,7 @@ struct FileConfig {
 }
 
 impl NodeConfig {
-    /// A config for `home` with the defaults, listening on `listen` (for tests and tools).
+    /// A config for `home` with every other setting at its default (for tests and tools).
     pub fn for_home(home: &Path) -> Self {
         Self { home: home.to_path_buf(), ..Self::default() }
     }

@@ -385,14 +385,7 @@ async fn fetch_locked(
     check_quota(inner, id, total)?;
     std::fs::create_dir_all(root).map_err(io(root))?;
     let root = root.canonicalize().map_err(io(root))?;
-    store.put_local(&LocalDataset {
-        manifest: id,
-        root: root.clone(),
-        kind: LocalKind::Fetched,
-        pinned: false,
-        complete: false,
-        added: now_secs(),
-    })?;
+    record_local(&store, id, &root, false)?;
 
     // 3. Chunk lists for multi-chunk files.
     for e in &entries {
@@ -569,37 +562,19 @@ async fn fetch_locked(
             all_complete = false;
         }
     }
-    if !all_complete {
-        let bad_peers = peers.iter().filter(|(_, s)| s.bad).map(|(p, _)| p.to_string()).collect();
-        return Ok(FetchReport {
-            manifest: id,
-            name: manifest.name(),
-            root,
-            files: jobs.len(),
-            total_bytes: total,
-            downloaded_bytes: done - present,
-            per_peer,
-            bad_peers,
-        });
+    if all_complete {
+        let copies: Vec<(PathBuf, PathBuf)> =
+            jobs.iter().filter_map(|j| j.copy_of.map(|k| (jobs[k].final_path.clone(), j.final_path.clone()))).collect();
+        blocking(move || {
+            for (from, to) in copies {
+                std::fs::copy(&from, &to).map_err(io(&to))?;
+            }
+            Ok(())
+        })
+        .await?;
+        record_local(&store, id, &root, true)?;
+        net.send(crate::network::Command::Provide { key: id }).await?;
     }
-    let copies: Vec<(PathBuf, PathBuf)> =
-        jobs.iter().filter_map(|j| j.copy_of.map(|k| (jobs[k].final_path.clone(), j.final_path.clone()))).collect();
-    blocking(move || {
-        for (from, to) in copies {
-            std::fs::copy(&from, &to).map_err(io(&to))?;
-        }
-        Ok(())
-    })
-    .await?;
-    store.put_local(&LocalDataset {
-        manifest: id,
-        root: root.clone(),
-        kind: LocalKind::Fetched,
-        pinned: false,
-        complete: true,
-        added: now_secs(),
-    })?;
-    net.send(crate::network::Command::Provide { key: id }).await?;
     let bad_peers = peers.iter().filter(|(_, s)| s.bad).map(|(p, _)| p.to_string()).collect();
     Ok(FetchReport {
         manifest: id,
@@ -611,6 +586,21 @@ async fn fetch_locked(
         per_peer,
         bad_peers,
     })
+}
+
+/// Records the dataset as held here (complete or not), keeping the pin and the time it was first
+/// added when it was already known: a resumed or repeated fetch must not unpin a mirror.
+fn record_local(store: &crate::store::Store, id: ContentId, root: &Path, complete: bool) -> Result<(), FetchError> {
+    let previous = store.local(&id)?;
+    store.put_local(&LocalDataset {
+        manifest: id,
+        root: root.to_path_buf(),
+        kind: previous.as_ref().map_or(LocalKind::Fetched, |p| p.kind),
+        pinned: previous.as_ref().is_some_and(|p| p.pinned),
+        complete,
+        added: previous.map_or_else(now_secs, |p| p.added),
+    })?;
+    Ok(())
 }
 
 /// Refuses a fetch that would take the node over its storage quota. Counted: every local dataset

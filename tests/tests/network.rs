@@ -503,6 +503,13 @@ async fn node_policies_mirror_by_publisher_cap_publishers_and_enforce_the_quota(
         Ok(all)
     })
     .await?;
+    // Fetching a mirrored dataset again (as a resume would) keeps it pinned.
+    let again = tempfile::tempdir()?;
+    mirror.node.fetch(&ids[0].to_string(), again.path(), FetchOptions::default()).await?;
+    assert!(
+        mirror.node.store().local(&ids[0])?.is_some_and(|l| l.pinned && l.complete),
+        "a repeated fetch unpinned a mirror"
+    );
     // The capped node keeps at most two manifests of that publisher.
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(capped.node.store().manifest_count()?, 2, "the per-publisher cap was not enforced");
