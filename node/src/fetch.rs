@@ -13,13 +13,14 @@ use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use libp2p::PeerId;
 use lien_protocol::manifest::FileList;
 use lien_protocol::wire::{ErrorCode, Request, Response};
 use lien_protocol::{ChunkList, ContentId, FileEntry, Manifest};
+use tokio::time::Instant;
 
 use crate::chunks::{bit, chunk_list_key, write_at, ChunkListError};
 use crate::network::{NetError, NetworkHandle};

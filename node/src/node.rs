@@ -98,6 +98,15 @@ impl Node {
     /// Starts a node from `config`: opens (or creates) its home, keys and store, starts the
     /// network, dials bootstrap peers and resumes unfinished fetches.
     pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
+        Self::start_with_transport(config, None).await
+    }
+
+    /// Like [`Node::start`], on `transport` instead of TCP and QUIC when given: how lien-sim runs
+    /// real nodes over its simulated network.
+    pub async fn start_with_transport(
+        config: NodeConfig,
+        transport: Option<network::TransportFactory>,
+    ) -> Result<Node, NodeError> {
         let home = config.home.clone();
         std::fs::create_dir_all(config.data_dir()).map_err(|source| NodeError::Home { path: home.clone(), source })?;
         let keypair = keyfile::node_keypair(&home)?;
@@ -143,6 +152,7 @@ impl Node {
                 Err(_) => Verdict::Reject,
             }),
             validate_record: Arc::new(validate_name_record),
+            transport,
         };
         let (net, net_task) = network::spawn(&config, setup, events_tx)?;
         let inner =

@@ -32,7 +32,7 @@ pub fn spawn(
 ) -> Result<(NetworkHandle, tokio::task::JoinHandle<()>), NetError> {
     let names = WireNames::new(&config.network).map_err(NetError::Setup)?;
     let peer_id = setup.keypair.public().to_peer_id();
-    let mut swarm = build_swarm(&setup.keypair, config, &names)?;
+    let mut swarm = build_swarm(&setup.keypair, &setup, config, &names)?;
     let topic = gossipsub::IdentTopic::new(names.topic.clone());
     swarm.behaviour_mut().gossip.subscribe(&topic).map_err(|e| NetError::Setup(e.to_string()))?;
     let trust_topic = gossipsub::IdentTopic::new(names.trust_topic.clone());
@@ -77,9 +77,10 @@ pub fn spawn(
 }
 
 /// Builds the swarm: TCP and QUIC with noise and yamux, or, for a private network, TCP with the
-/// pre-shared-key layer (pnet) under noise and yamux.
+/// pre-shared-key layer (pnet) under noise and yamux, or the transport `setup` supplies.
 fn build_swarm(
     keypair: &libp2p::identity::Keypair,
+    setup: &NetworkSetup,
     config: &NodeConfig,
     names: &WireNames,
 ) -> Result<Swarm<Behaviour>, NetError> {
@@ -89,6 +90,16 @@ fn build_swarm(
     };
     let idle = |c: libp2p::swarm::Config| c.with_idle_connection_timeout(Duration::from_secs(120));
     let builder = libp2p::SwarmBuilder::with_existing_identity(keypair.clone()).with_tokio();
+    if let Some(factory) = setup.transport.clone() {
+        let swarm = builder
+            .with_other_transport(move |key| factory(key))
+            .map_err(|e| setup_err(&e))?
+            .with_behaviour(behaviour)
+            .map_err(|e| setup_err(&e))?
+            .with_swarm_config(idle)
+            .build();
+        return Ok(swarm);
+    }
     let swarm = match config.psk() {
         None => builder
             .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux_config)

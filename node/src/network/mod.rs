@@ -234,7 +234,17 @@ pub struct NetworkSetup {
     pub validate_trust: GossipValidator,
     /// Validator for DHT name records.
     pub validate_record: RecordValidator,
+    /// A transport to run on instead of TCP and QUIC (lien-sim's simulated network); `None` in
+    /// every real deployment.
+    pub transport: Option<TransportFactory>,
 }
+
+/// A fully upgraded libp2p transport (authenticated and multiplexed), boxed.
+pub type BoxedTransport = libp2p::core::transport::Boxed<(PeerId, libp2p::core::muxing::StreamMuxerBox)>;
+
+/// Builds the transport a node runs on from its identity key. Used by the simulator to run real
+/// nodes over a simulated network; listen addresses in the config must suit that transport.
+pub type TransportFactory = std::sync::Arc<dyn Fn(&identity::Keypair) -> BoxedTransport + Send + Sync>;
 
 impl std::fmt::Debug for NetworkSetup {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
