@@ -13,4 +13,5 @@ pub mod output;
 pub mod real;
 pub mod scenario;
 pub mod shadow;
+pub mod simnet;
 pub mod topology;

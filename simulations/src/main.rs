@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -125,13 +125,14 @@ fn run_scenario(path: &Path, out: Option<PathBuf>, seed: Option<u64>) -> Result<
             println!("{}", serde_json::to_string_pretty(&summary)?);
         }
         Mode::Real => {
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start tokio")?;
             let mut runs = Vec::new();
             for r in 0..scn.sim.replicates {
                 let s = scn.sim.seed + u64::from(r);
                 eprintln!("replicate {}/{} (seed {s})", r + 1, scn.sim.replicates);
                 let progress = |m: &str| eprintln!("  {m}");
-                runs.push(rt.block_on(real::run(&scn, &topo, s, r == 0, &progress))?);
+                let run = real::run_virtual(&scn, &topo, s, &progress)?;
+                eprintln!("  {:.0} s virtual in {:.1} s wall", run.virtual_s, run.wall_s);
+                runs.push(run);
             }
             let summary = calibrate::write_real(&dir, &scn, &topo, &runs)?;
             eprintln!("results in {}", dir.display());

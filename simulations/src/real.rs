@@ -1,138 +1,224 @@
-//! Real-code mode: N real `lien-node` nodes in this process on 127.0.0.1 (TCP), wired along the
-//! scenario's overlay, one publishes, the fetchers fetch at once; announcement and fetch times
-//! are measured on the wall clock.
+//! Real-code mode: N real `lien-node` nodes in this process on the simulated network
+//! ([`crate::simnet`]: per-link latency, per-host bandwidth, cuts, churn), in virtual time.
 //!
-//! What this is not (yet): there is no simulated transport, so there is no per-link latency or
-//! per-host bandwidth shaping, and time is not virtual: rust-libp2p's timers (futures-timer,
-//! web-time) follow the wall clock, not tokio's paused clock. Everything shares this machine's
-//! cores, so the binding resource is CPU (hashing, verification, fsync), not links. The numbers
-//! calibrate the model at small N under exactly that condition (see `calibrate` and
-//! `docs/simulation.md`).
+//! [`run_virtual`] builds a current-thread tokio runtime whose clock is paused and auto-advances
+//! to the next timer whenever every task waits. The simulator's own workspace patches
+//! `futures-timer` and `web-time` with shims over tokio's clock (`simulations/shims/`), so
+//! rust-libp2p's timers and instants follow that clock too, and Lien's node code uses
+//! `tokio::time`. Computation (hashing, verification, store writes) takes no virtual time:
+//! `spawn_blocking` work keeps the clock from advancing while it runs.
+//!
+//! One run: the nodes start one after another, each bootstrapping to up to eight overlay
+//! neighbours already up; when all are connected and a few gossip heartbeats have passed, the
+//! publisher publishes a random dataset (time 0). Each node's catalog is watched; a fetcher
+//! starts its fetch when its catalog holds the manifest (`fetch_start = "on-announce"`, plus
+//! its random delay) or at `fetch_at_ms`. Cuts and churn follow the scenario's clock from time
+//! 0. The run lasts `[sim] duration_s` of virtual time; afterwards every fetched file is compared
+//! byte for byte with the published one.
 
-use std::path::Path;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use libp2p::multiaddr::Protocol;
 use libp2p::Multiaddr;
 use lien_node::{FetchOptions, Node, NodeConfig, PublishRequest};
-use lien_protocol::{ChunkSize, Metadata};
-use rand::{RngCore, SeedableRng};
+use lien_protocol::{ChunkSize, ContentId, Metadata};
+use rand::seq::SliceRandom;
+use rand::{Rng, RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
-use crate::scenario::Scenario;
+use crate::scenario::{FetchStart, Scenario};
+use crate::simnet::{host_addr, SimNet};
 use crate::topology::Topology;
 
-/// What one real run measured.
+/// What one real run measured. Times are virtual seconds unless named `wall`.
 #[derive(Debug, Clone, Serialize)]
 pub struct RealRun {
     /// Nodes started.
     pub nodes: usize,
-    /// Seed (dataset bytes and wiring order).
+    /// Seed (dataset bytes, jitter, fetch delays, churn).
     pub seed: u64,
-    /// Seconds to start and connect every node.
+    /// Virtual seconds to start and connect every node (before time 0).
     pub startup_s: f64,
-    /// Seconds the publisher spent hashing and signing.
-    pub publish_s: f64,
-    /// Per node: seconds from the end of `publish` until its catalog held the manifest.
+    /// Wall seconds the start-up took.
+    pub startup_wall_s: f64,
+    /// Per node: virtual seconds from time 0 (publish) until its catalog held the manifest.
     pub announce_s: Vec<Option<f64>>,
-    /// Per fetcher: seconds the fetch took (all start together).
+    /// Per node: the lowest sum of one-way link latencies from the publisher over any route (no
+    /// announcement can arrive earlier), seconds.
+    pub path_latency_s: Vec<f64>,
+    /// Per fetcher (node index): when its fetch started, seconds from time 0.
+    pub fetch_start_s: Vec<(usize, Option<f64>)>,
+    /// Per fetcher: seconds the fetch took (start to completion), `None` if it did not complete.
     pub fetch_s: Vec<Option<f64>>,
+    /// Fetched files identical to the published bytes.
+    pub verified: usize,
     /// Bytes the publisher served.
     pub publisher_served: u64,
     /// Dataset size, bytes.
     pub dataset_bytes: u64,
-    /// Seconds for one fetcher alone against the publisher, before the swarm (the calibration
-    /// probe), when measured.
-    pub single_fetch_s: Option<f64>,
-    /// Wall time of the whole run.
+    /// Virtual seconds simulated after time 0.
+    pub virtual_s: f64,
+    /// Wall seconds of the whole run (start-up included).
     pub wall_s: f64,
 }
 
-fn config(home: &Path, bootstrap: Vec<Multiaddr>) -> NodeConfig {
+/// One node's place: the running node (None while down) and its fetch task.
+#[derive(Default)]
+struct Slot {
+    node: Option<Node>,
+    fetch: Option<JoinHandle<()>>,
+}
+
+type Slots = Arc<Vec<Mutex<Slot>>>;
+
+fn slot_node(slots: &Slots, v: usize) -> Option<Node> {
+    slots[v].lock().ok().and_then(|s| s.node.clone())
+}
+
+/// The node's config: the scenario's transfer parameters where the node has them.
+fn config(scn: &Scenario, home: &Path, v: usize, bootstrap: Vec<Multiaddr>) -> NodeConfig {
     let mut c = NodeConfig::for_home(home);
+    let t = &scn.protocol.transfer;
+    c.fetch_requests_per_peer = t.requests_per_peer.max(1);
+    c.max_concurrent_uploads = t.max_inflight_serve.max(1);
+    c.request_timeout_secs = ((t.request_timeout_ms / 1000.0).ceil() as u64).max(1);
     c.network = "lien-sim".into();
-    c.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap_or_else(|_| Multiaddr::empty())];
+    c.listen = vec![host_addr(v)];
     c.bootstrap = bootstrap;
-    c.request_timeout_secs = 30;
     c.hash_threads = 1;
     c.reprovide_secs = 0;
     c
 }
 
-/// Runs the scenario with real nodes: N = the topology's nodes. `probe`: measure one fetcher
-/// alone first (for calibration). `progress` gets one line per phase.
-pub async fn run(
-    scn: &Scenario,
-    topo: &Topology,
-    seed: u64,
-    probe: bool,
-    progress: &(dyn Fn(&str) + Sync),
-) -> Result<RealRun> {
-    let wall = Instant::now();
-    let n = topo.nodes();
-    let publisher = topo.select(&scn.workload.publisher)?[0];
-    let fetchers: Vec<usize> = topo.select(&scn.workload.fetchers)?.into_iter().filter(|&v| v != publisher).collect();
-    let tmp = tempfile::tempdir().context("cannot create a temporary folder")?;
-    let mut nodes: Vec<Option<(Node, Multiaddr)>> = (0..n).map(|_| None).collect();
-    // Start the publisher first, then the others in index order, each dialling the overlay
-    // neighbours already up (or the publisher when none is).
-    let mut order: Vec<usize> = vec![publisher];
-    order.extend((0..n).filter(|&v| v != publisher));
-    let t = Instant::now();
-    for (i, &v) in order.iter().enumerate() {
-        let mut boot: Vec<Multiaddr> = topo
-            .overlay
-            .neighbours(v)
-            .into_iter()
-            .filter_map(|u| nodes[u as usize].as_ref().map(|(_, a)| a.clone()))
-            .take(8)
-            .collect();
-        if boot.is_empty() && i > 0 {
-            if let Some((_, a)) = &nodes[publisher] {
-                boot.push(a.clone());
+/// Builds the paused, auto-advancing runtime and runs one replicate in it.
+pub fn run_virtual(scn: &Scenario, topo: &Topology, seed: u64, progress: &(dyn Fn(&str) + Sync)) -> Result<RealRun> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .context("cannot start the virtual-time runtime")?;
+    rt.block_on(run(scn, topo, seed, progress))
+}
+
+/// Where the node homes go: tmpfs when there is one (fsync and file I/O take no virtual time,
+/// so disk speed would only slow the wall clock), else the system's temporary folder.
+fn scratch() -> Result<tempfile::TempDir> {
+    let shm = Path::new("/dev/shm");
+    let dir = if shm.is_dir() { tempfile::tempdir_in(shm) } else { tempfile::tempdir() };
+    dir.context("cannot create a temporary folder")
+}
+
+/// Lowest sum of one-way link latencies from `src` to every node over any route (any two nodes
+/// may connect): no byte from `src` can arrive earlier. Dijkstra on the complete graph.
+fn path_latencies(n: usize, net: &SimNet, src: usize) -> Vec<f64> {
+    let mut dist = vec![f64::INFINITY; n];
+    let mut done = vec![false; n];
+    dist[src] = 0.0;
+    for _ in 0..n {
+        let Some(u) = (0..n).filter(|&v| !done[v]).min_by(|&a, &b| dist[a].total_cmp(&dist[b])) else { break };
+        done[u] = true;
+        for w in 0..n {
+            let d = dist[u] + net.latency(u, w).as_secs_f64();
+            if !done[w] && d < dist[w] {
+                dist[w] = d;
             }
-        }
-        let home = tmp.path().join(format!("n{v}"));
-        std::fs::create_dir_all(&home)?;
-        let node = Node::start(config(&home, boot)).await.with_context(|| format!("cannot start node {v}"))?;
-        let addr = node.listen_addrs().await?.into_iter().next().context("node has no listen address")?;
-        nodes[v] = Some((node, addr));
-        if (i + 1) % 25 == 0 {
-            progress(&format!("started {}/{n} nodes", i + 1));
         }
     }
-    let all: Vec<&Node> = nodes.iter().filter_map(|x| x.as_ref().map(|(n, _)| n)).collect();
-    // Connected and past at least two gossipsub heartbeats so that meshes exist.
-    let deadline = Instant::now() + Duration::from_secs(30 + n as u64 / 5);
+    dist
+}
+
+fn selection(topo: &Topology, selector: &str) -> Result<Vec<bool>> {
+    let mut set = vec![false; topo.hosts.len()];
+    for i in topo.select(selector)? {
+        set[i] = true;
+    }
+    Ok(set)
+}
+
+/// Starts node `v` (again) from its home.
+async fn start_node(scn: &Scenario, net: &Arc<SimNet>, home: &Path, v: usize, boot: Vec<Multiaddr>) -> Result<Node> {
+    std::fs::create_dir_all(home)?;
+    Node::start_with_transport(config(scn, home, v, boot), Some(net.factory(v)))
+        .await
+        .with_context(|| format!("cannot start node {v}"))
+}
+
+/// Runs one replicate. Must run inside [`run_virtual`]'s runtime for virtual time (it also runs
+/// on any tokio runtime, then on the wall clock).
+pub async fn run(scn: &Scenario, topo: &Topology, seed: u64, progress: &(dyn Fn(&str) + Sync)) -> Result<RealRun> {
+    let wall = std::time::Instant::now();
+    let n = topo.nodes();
+    let publisher = topo.select(&scn.workload.publisher)?[0];
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7ea1);
+    let fetch_sel = selection(topo, &scn.workload.fetchers)?;
+    let fetchers: Vec<usize> =
+        (0..n).filter(|&v| fetch_sel[v] && v != publisher && rng.gen_bool(scn.workload.fetch_fraction)).collect();
+    let net = SimNet::new(topo, scn.topology.jitter, seed);
+    let tmp = scratch()?;
+    let homes: Vec<PathBuf> = (0..n).map(|v| tmp.path().join(format!("n{v}"))).collect();
+    let slots: Slots = Arc::new((0..n).map(|_| Mutex::new(Slot::default())).collect());
+    let mut peer_ids = vec![None; n];
+    let mut boots: Vec<Vec<Multiaddr>> = vec![Vec::new(); n];
+
+    // Start the publisher first, then the others in index order, each dialling the overlay
+    // neighbours already up (or the publisher when none is).
+    let t = Instant::now();
+    let mut order: Vec<usize> = vec![publisher];
+    order.extend((0..n).filter(|&v| v != publisher));
+    for (i, &v) in order.iter().enumerate() {
+        let with_peer = |u: usize| peer_ids[u].map(|p| host_addr(u).with(Protocol::P2p(p)));
+        let mut boot: Vec<Multiaddr> =
+            topo.overlay.neighbours(v).into_iter().filter_map(|u| with_peer(u as usize)).take(8).collect();
+        if boot.is_empty() && i > 0 {
+            boot.extend(with_peer(publisher));
+        }
+        let node = start_node(scn, &net, &homes[v], v, boot.clone()).await?;
+        peer_ids[v] = Some(node.peer_id());
+        boots[v] = boot;
+        if let Ok(mut s) = slots[v].lock() {
+            s.node = Some(node);
+        }
+        if (i + 1) % 100 == 0 {
+            progress(&format!("started {}/{n} nodes ({:.1} s wall)", i + 1, wall.elapsed().as_secs_f64()));
+        }
+    }
+    // Connected, then a few gossipsub heartbeats so that meshes exist.
+    let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let mut ok = 0;
-        for node in &all {
-            if !node.peers().await?.is_empty() {
-                ok += 1;
+        let mut alone = 0;
+        for v in 0..n {
+            if let Some(node) = slot_node(&slots, v) {
+                if node.peers().await?.is_empty() {
+                    alone += 1;
+                }
             }
         }
-        if ok == all.len() {
+        if alone == 0 {
             break;
         }
         if Instant::now() > deadline {
-            bail!("only {ok} of {} nodes connected within the deadline", all.len());
+            bail!("{alone} of {n} nodes had no peer after 120 virtual seconds");
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
     let startup_s = t.elapsed().as_secs_f64();
-    progress(&format!("{n} nodes up and connected in {startup_s:.1} s"));
+    let startup_wall_s = wall.elapsed().as_secs_f64();
+    progress(&format!("{n} nodes up and connected: {startup_s:.1} s virtual, {startup_wall_s:.1} s wall"));
 
     // The dataset.
     let bytes = scn.dataset_bytes();
     let data_dir = tmp.path().join("dataset");
     std::fs::create_dir_all(&data_dir)?;
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut buf = vec![0u8; bytes as usize];
-    rng.fill_bytes(&mut buf);
-    std::fs::write(data_dir.join("data.bin"), &buf)?;
-    drop(buf);
+    let mut data = vec![0u8; usize::try_from(bytes)?];
+    ChaCha8Rng::seed_from_u64(seed).fill_bytes(&mut data);
+    std::fs::write(data_dir.join("data.bin"), &data)?;
     let chunk = ChunkSize::new(scn.chunk_bytes()).map_err(|e| anyhow::anyhow!("chunk size: {e}"))?;
     let req = PublishRequest {
         path: data_dir.clone(),
@@ -141,108 +227,317 @@ pub async fn run(
         in_place: true,
         chunk_size: chunk,
     };
-    let pnode = &nodes[publisher].as_ref().context("publisher not started")?.0;
-    // Announcement time runs from the end of hashing (the last progress callback), not from the
-    // end of `publish`: the manifest is gossiped inside `publish`, so nodes may hold it before
-    // `publish` returns. A poller that started before `publish` records when each node has it.
-    let hashed_at: Arc<std::sync::Mutex<Option<Instant>>> = Arc::new(std::sync::Mutex::new(None));
-    let mark = hashed_at.clone();
-    let on_progress = Arc::new(move |done: u64, total: u64| {
-        if done >= total {
-            if let Ok(mut g) = mark.lock() {
-                g.get_or_insert_with(Instant::now);
-            }
-        }
-    });
-    let watched: Vec<(usize, lien_node::Node)> =
-        nodes.iter().enumerate().filter_map(|(v, s)| s.as_ref().map(|(node, _)| (v, node.clone()))).collect();
+    let pnode = slot_node(&slots, publisher).context("publisher not started")?;
     let (publisher_key, slug) = (pnode.publisher(), req.slug.clone());
-    let limit = Duration::from_secs(30);
-    let poller = tokio::spawn(async move {
-        let mut seen: Vec<Option<Instant>> = vec![None; n];
-        let start = Instant::now();
-        while start.elapsed() < limit && watched.iter().any(|(v, _)| seen[*v].is_none()) {
-            for (v, node) in &watched {
-                if seen[*v].is_none() && node.store().resolve(&publisher_key, &slug).ok().flatten().is_some() {
-                    seen[*v] = Some(Instant::now());
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        seen
-    });
-    let t = Instant::now();
-    let manifest = pnode.publish(req, on_progress).await.context("publish failed")?;
-    let publish_s = t.elapsed().as_secs_f64();
-    let id = manifest.id();
-    let seen = poller.await.context("announcement poller failed")?;
-    let base = hashed_at.lock().ok().and_then(|g| *g).unwrap_or(t);
-    let mut announce_s: Vec<Option<f64>> =
-        seen.iter().map(|s| s.map(|at| at.saturating_duration_since(base).as_secs_f64())).collect();
-    announce_s[publisher] = Some(0.0);
-    let got = announce_s.iter().filter(|x| x.is_some()).count();
-    progress(&format!("announcement reached {got}/{n} nodes"));
-
-    let target = id.to_string();
-    let single_fetch_s = if probe {
-        let probe_home = tmp.path().join("probe");
-        std::fs::create_dir_all(&probe_home)?;
-        let paddr = nodes[publisher].as_ref().map(|(_, a)| a.clone()).into_iter().collect();
-        let probe = Node::start(config(&probe_home, paddr)).await?;
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let t = Instant::now();
-        let r = probe.fetch(&target, &probe_home.join("out"), FetchOptions::default()).await;
-        let s = t.elapsed().as_secs_f64();
-        probe.shutdown().await;
-        r.context("calibration probe fetch failed")?;
-        progress(&format!("probe: one fetcher alone took {s:.2} s"));
-        Some(s)
-    } else {
-        None
-    };
     let served_before: u64 = pnode.stats().served.values().sum();
 
-    let mut tasks = Vec::new();
-    for &v in &fetchers {
-        let Some((node, _)) = &nodes[v] else { continue };
-        let node = node.clone();
-        let target = target.clone();
-        let out = tmp.path().join(format!("out{v}"));
-        tasks.push(tokio::spawn(async move {
-            let t = Instant::now();
-            let opts = FetchOptions { timeout: Duration::from_secs(300), progress: None };
-            let r = node.fetch(&target, &out, opts).await;
-            (v, r.map(|_| t.elapsed().as_secs_f64()))
+    // Time 0. Cuts and churn are scheduled from here.
+    let t0 = Instant::now();
+    let end = t0 + Duration::from_secs_f64(scn.sim.duration_s);
+    let mut drivers: Vec<JoinHandle<()>> = Vec::new();
+    for c in &scn.cut {
+        let a = selection(topo, &c.a)?;
+        let b = if c.b == "all" { a.iter().map(|x| !x).collect() } else { selection(topo, &c.b)? };
+        let (from, to) = (c.from_s, c.to_s);
+        let net = net.clone();
+        drivers.push(tokio::spawn(async move {
+            tokio::time::sleep_until(t0 + Duration::from_secs_f64(from)).await;
+            let id = net.cut(a, b);
+            if to.is_finite() {
+                tokio::time::sleep_until(t0 + Duration::from_secs_f64(to)).await;
+                net.heal(id);
+            }
         }));
     }
-    let mut fetch_s = vec![None; n];
-    let mut failed = 0;
-    for t in tasks {
-        let (v, r) = t.await.context("fetch task panicked")?;
-        match r {
-            Ok(s) => fetch_s[v] = Some(s),
-            Err(e) => {
-                failed += 1;
-                progress(&format!("fetch at node {v} failed: {e}"));
+    let started: Arc<Mutex<Vec<Option<f64>>>> = Arc::new(Mutex::new(vec![None; n]));
+    let finished: Arc<Mutex<Vec<Option<f64>>>> = Arc::new(Mutex::new(vec![None; n]));
+    let target: Arc<Mutex<Option<ContentId>>> = Arc::new(Mutex::new(None));
+    let shared = Arc::new(scn.clone());
+    let churn = churn_plan(scn, topo, publisher, n, &mut rng)?;
+    for (v, events) in churn.into_iter().enumerate().filter(|(_, e)| !e.is_empty()) {
+        let ctx = Ctx {
+            scn: shared.clone(),
+            slots: slots.clone(),
+            net: net.clone(),
+            homes: homes[v].clone(),
+            boot: boots[v].clone(),
+            out: tmp.path().join(format!("out{v}")),
+            target: target.clone(),
+            started: started.clone(),
+            finished: finished.clone(),
+            t0,
+            end,
+        };
+        drivers.push(tokio::spawn(async move {
+            for (at, down_for) in events {
+                tokio::time::sleep_until(t0 + Duration::from_secs_f64(at)).await;
+                ctx.stop(v).await;
+                let Some(d) = down_for else { return };
+                tokio::time::sleep(Duration::from_secs_f64(d)).await;
+                ctx.restart(v).await;
+            }
+        }));
+    }
+
+    // Publish, and watch every catalog for the manifest; start fetches as it arrives.
+    let manifest = pnode.publish(req, Arc::new(|_, _| {})).await.context("publish failed")?;
+    drop(pnode);
+    let id = manifest.id();
+    if let Ok(mut g) = target.lock() {
+        *g = Some(id);
+    }
+    let mut delays = vec![0.0; n];
+    for &v in &fetchers {
+        if scn.workload.fetch_delay_ms > 0.0 {
+            delays[v] = rng.gen_range(0.0..scn.workload.fetch_delay_ms) / 1000.0;
+        }
+    }
+    let is_fetcher: Vec<bool> = (0..n).map(|v| fetchers.contains(&v)).collect();
+    let mut announce: Vec<Option<f64>> = vec![None; n];
+    announce[publisher] = Some(0.0);
+    let mk_ctx = |v: usize| Ctx {
+        scn: shared.clone(),
+        slots: slots.clone(),
+        net: net.clone(),
+        homes: homes[v].clone(),
+        boot: boots[v].clone(),
+        out: tmp.path().join(format!("out{v}")),
+        target: target.clone(),
+        started: started.clone(),
+        finished: finished.clone(),
+        t0,
+        end,
+    };
+    if scn.workload.fetch_start == FetchStart::At {
+        for &v in &fetchers {
+            let ctx = mk_ctx(v);
+            let at = scn.workload.fetch_at_ms / 1000.0 + delays[v];
+            ctx.start_fetch_at(v, at);
+        }
+    }
+    let mut last_report = Instant::now();
+    loop {
+        let now = Instant::now();
+        if now >= end {
+            break;
+        }
+        let elapsed = now.duration_since(t0).as_secs_f64();
+        for v in 0..n {
+            if announce[v].is_some() {
+                continue;
+            }
+            let Some(node) = slot_node(&slots, v) else { continue };
+            if node.store().resolve(&publisher_key, &slug).ok().flatten().is_some() {
+                announce[v] = Some(elapsed);
+                if is_fetcher[v] && scn.workload.fetch_start == FetchStart::OnAnnounce {
+                    mk_ctx(v).start_fetch_at(v, elapsed + delays[v]);
+                }
+            }
+        }
+        let done = finished.lock().map(|f| f.iter().flatten().count()).unwrap_or(0);
+        if now.duration_since(last_report) >= Duration::from_secs(30) {
+            last_report = now;
+            let got = announce.iter().flatten().count();
+            progress(&format!(
+                "t = {elapsed:.0} s virtual, {:.1} s wall: announcement {got}/{n}, fetches {done}/{}",
+                wall.elapsed().as_secs_f64(),
+                fetchers.len()
+            ));
+        }
+        // Watch closely while the announcement spreads, then less often.
+        let step = if announce.iter().all(Option::is_some) {
+            Duration::from_secs(1)
+        } else if elapsed < 2.0 {
+            Duration::from_millis(1)
+        } else if elapsed < 30.0 {
+            Duration::from_millis(10)
+        } else {
+            Duration::from_millis(100)
+        };
+        tokio::time::sleep(step.min(end.saturating_duration_since(now))).await;
+    }
+    let virtual_s = t0.elapsed().as_secs_f64();
+    let publisher_served =
+        slot_node(&slots, publisher).map_or(0, |p| p.stats().served.values().sum::<u64>() - served_before);
+    for d in drivers {
+        d.abort();
+    }
+    for v in 0..n {
+        let (node, fetch) = match slots[v].lock() {
+            Ok(mut s) => (s.node.take(), s.fetch.take()),
+            Err(_) => (None, None),
+        };
+        if let Some(f) = fetch {
+            f.abort();
+        }
+        if let Some(node) = node {
+            node.shutdown().await;
+        }
+    }
+    let started = started.lock().map(|s| s.clone()).unwrap_or_default();
+    let finished = finished.lock().map(|s| s.clone()).unwrap_or_default();
+    let mut verified = 0;
+    for &v in &fetchers {
+        if finished[v].is_some() {
+            let got = std::fs::read(tmp.path().join(format!("out{v}")).join("data.bin")).unwrap_or_default();
+            if got == data {
+                verified += 1;
             }
         }
     }
-    progress(&format!("{} fetches done, {failed} failed", fetchers.len() - failed));
-    let publisher_served = pnode.stats().served.values().sum::<u64>() - served_before;
-    for node in &all {
-        node.shutdown().await;
-    }
-    let fetch_s = fetchers.iter().map(|&v| fetch_s[v]).collect();
+    let done = finished.iter().flatten().count();
+    progress(&format!("{done} of {} fetches done, {verified} verified byte for byte", fetchers.len()));
     Ok(RealRun {
         nodes: n,
         seed,
         startup_s,
-        publish_s,
-        announce_s,
-        fetch_s,
+        startup_wall_s,
+        path_latency_s: path_latencies(n, &net, publisher),
+        announce_s: announce,
+        fetch_start_s: fetchers.iter().map(|&v| (v, started[v])).collect(),
+        fetch_s: fetchers.iter().map(|&v| started[v].zip(finished[v]).map(|(a, b)| b - a)).collect(),
+        verified,
         publisher_served,
         dataset_bytes: bytes,
-        single_fetch_s,
+        virtual_s,
         wall_s: wall.elapsed().as_secs_f64(),
     })
+}
+
+/// Per node: (stop at, seconds, down for `Some(d)` or for good `None`), from time 0.
+fn churn_plan(
+    scn: &Scenario,
+    topo: &Topology,
+    publisher: usize,
+    n: usize,
+    rng: &mut ChaCha8Rng,
+) -> Result<Vec<Vec<(f64, Option<f64>)>>> {
+    let mut plan = vec![Vec::new(); n];
+    let exp = |rng: &mut ChaCha8Rng, mean: f64| -mean * (1.0 - rng.gen::<f64>()).ln();
+    if scn.churn.fraction > 0.0 && scn.churn.mean_up_s > 0.0 {
+        let mut order: Vec<usize> = (0..n).filter(|&v| v != publisher).collect();
+        order.shuffle(rng);
+        let count = ((n.saturating_sub(1)) as f64 * scn.churn.fraction).round() as usize;
+        for &v in order.iter().take(count) {
+            let mut t = 0.0;
+            loop {
+                t += exp(rng, scn.churn.mean_up_s);
+                if t >= scn.sim.duration_s {
+                    break;
+                }
+                let down = exp(rng, scn.churn.mean_down_s.max(0.001));
+                plan[v].push((t, Some(down)));
+                t += down;
+            }
+        }
+    }
+    for c in &scn.churn.crash {
+        for v in topo.select(&c.nodes)? {
+            if v < n && v != publisher {
+                plan[v].retain(|(at, _)| *at < c.at_s);
+                plan[v].push((c.at_s, None));
+            }
+        }
+    }
+    Ok(plan)
+}
+
+/// What a fetch or churn task needs.
+struct Ctx {
+    scn: Arc<Scenario>,
+    slots: Slots,
+    net: Arc<SimNet>,
+    homes: PathBuf,
+    boot: Vec<Multiaddr>,
+    out: PathBuf,
+    target: Arc<Mutex<Option<ContentId>>>,
+    started: Arc<Mutex<Vec<Option<f64>>>>,
+    finished: Arc<Mutex<Vec<Option<f64>>>>,
+    t0: Instant,
+    end: Instant,
+}
+
+impl Ctx {
+    fn since_t0(&self) -> f64 {
+        self.t0.elapsed().as_secs_f64()
+    }
+
+    /// Starts (once) node `v`'s fetch at `at` seconds from time 0.
+    fn start_fetch_at(self, v: usize, at: f64) {
+        let slots = self.slots.clone();
+        let handle = tokio::spawn(async move {
+            tokio::time::sleep_until(self.t0 + Duration::from_secs_f64(at)).await;
+            if let Ok(mut s) = self.started.lock() {
+                s[v].get_or_insert(self.t0.elapsed().as_secs_f64());
+            }
+            self.fetch(v).await;
+        });
+        let old = slots[v].lock().ok().and_then(|mut s| s.fetch.replace(handle));
+        if let Some(old) = old {
+            old.abort();
+        }
+    }
+
+    /// Fetches until done or the run ends; a stopped node's fetch is restarted by `restart`.
+    async fn fetch(&self, v: usize) {
+        let Some(id) = self.target.lock().ok().and_then(|t| *t) else { return };
+        let Some(node) = slot_node(&self.slots, v) else { return };
+        let left = self.end.saturating_duration_since(Instant::now());
+        let opts = FetchOptions { timeout: left.max(Duration::from_secs(1)), progress: None };
+        if node.fetch(&id.to_string(), &self.out, opts).await.is_ok() {
+            let t = self.since_t0();
+            if let Ok(mut f) = self.finished.lock() {
+                f[v].get_or_insert(t);
+            }
+        }
+    }
+
+    /// Stops node `v`: its fetch task first (it holds the node), then the node.
+    async fn stop(&self, v: usize) {
+        let (node, fetch) = match self.slots[v].lock() {
+            Ok(mut s) => (s.node.take(), s.fetch.take()),
+            Err(_) => return,
+        };
+        if let Some(f) = fetch {
+            f.abort();
+            let _ = f.await;
+        }
+        if let Some(node) = node {
+            node.shutdown().await;
+        }
+    }
+
+    /// Restarts node `v` from its home (retrying while its store is still held by work the old
+    /// node left running) and resumes its fetch if it had started one.
+    async fn restart(&self, v: usize) {
+        for _ in 0..50 {
+            match start_node(&self.scn, &self.net, &self.homes, v, self.boot.clone()).await {
+                Ok(node) => {
+                    if let Ok(mut s) = self.slots[v].lock() {
+                        s.node = Some(node);
+                    }
+                    let was_fetching = self.started.lock().map(|s| s[v].is_some()).unwrap_or(false);
+                    let done = self.finished.lock().map(|f| f[v].is_some()).unwrap_or(true);
+                    if was_fetching && !done {
+                        let ctx = Ctx {
+                            scn: self.scn.clone(),
+                            slots: self.slots.clone(),
+                            net: self.net.clone(),
+                            homes: self.homes.clone(),
+                            boot: self.boot.clone(),
+                            out: self.out.clone(),
+                            target: self.target.clone(),
+                            started: self.started.clone(),
+                            finished: self.finished.clone(),
+                            t0: self.t0,
+                            end: self.end,
+                        };
+                        ctx.start_fetch_at(v, self.since_t0());
+                    }
+                    return;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
 }

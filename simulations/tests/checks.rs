@@ -1,6 +1,6 @@
-//! The model against published results (research notes §2), determinism, scenario errors, the
-//! Shadow export, and a small real-code run. Every run is bounded by its scenario's virtual
-//! duration; nothing here is timed.
+//! The model against published results (research notes §2), determinism, scenario errors and the
+//! Shadow export (the real-code mode is in `tests/real.rs`). Every run is bounded by its scenario's
+//! virtual duration; nothing here is timed.
 
 use anyhow::{ensure, Result};
 use lien_sim::checks;
@@ -299,22 +299,5 @@ fn shadow_export_writes_a_config_per_host() -> Result<()> {
     let gml = std::fs::read_to_string(dir.path().join("graph.gml"))?;
     ensure!(gml.contains("host_bandwidth_up") && gml.contains("latency"), "{gml}");
     ensure!(dir.path().join("homes/n4/node.key").exists(), "no home for n4");
-    Ok(())
-}
-
-#[test]
-fn real_nodes_announce_and_fetch_on_loopback() -> Result<()> {
-    let (scn, topo) = build(
-        "[sim]\nmode = \"real\"\n[topology]\nbuiltin = \"random-regular\"\nnodes = 4\ndegree = 2\n\
-         [workload]\npublisher = \"#0\"\ndataset_mib = 2\n[protocol.transfer]\nchunk_kib = 256",
-    )?;
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let run = rt.block_on(lien_sim::real::run(&scn, &topo, 1, true, &|_| {}))?;
-    ensure!(run.announce_s.iter().all(Option::is_some), "announcement missed a node: {:?}", run.announce_s);
-    // Measured from the end of hashing, so gossip delivery shows up as a real (small) delay.
-    let slowest = run.announce_s.iter().flatten().copied().fold(0.0, f64::max);
-    ensure!(slowest > 0.0 && slowest < 30.0, "implausible announcement time {slowest}: {:?}", run.announce_s);
-    ensure!(run.fetch_s.len() == 3 && run.fetch_s.iter().all(Option::is_some), "fetches: {:?}", run.fetch_s);
-    ensure!(run.single_fetch_s.is_some(), "no calibration probe");
     Ok(())
 }
