@@ -89,6 +89,14 @@ pub struct NodeConfig {
     /// Pre-shared key (64 hex digits) of a private network: only nodes holding it can even
     /// complete a connection (libp2p `pnet`, TCP only; QUIC listen addresses are skipped).
     pub private_network_key: Option<String>,
+    /// Move chunk traffic to the bulk channel (a second TCP connection sealed with AES-GCM keys
+    /// handed out over the libp2p connection; see `lien_protocol::bulk`) when the peer offers
+    /// one. Off, or on a private network, every byte goes over libp2p.
+    pub bulk_transfer: bool,
+    /// TCP port of the bulk channel listener (0 = any free port; the port travels in tickets,
+    /// so only firewalls care). It listens on the IP of the first TCP listen address; if the
+    /// port is taken, on any free port, with a warning.
+    pub bulk_port: u16,
     /// Adversary mode for simulations and tests: serve corrupted chunk bytes. Never set this on
     /// a real node.
     pub adversary_corrupt_chunks: bool,
@@ -122,6 +130,8 @@ impl Default for NodeConfig {
             mirror_publishers: Vec::new(),
             mirror_themes: Vec::new(),
             private_network_key: None,
+            bulk_transfer: true,
+            bulk_port: 4041,
             adversary_corrupt_chunks: false,
         }
     }
@@ -213,6 +223,12 @@ impl NodeConfig {
     pub fn psk(&self) -> Option<[u8; 32]> {
         let id: lien_protocol::ContentId = self.private_network_key.as_deref()?.parse().ok()?;
         Some(*id.as_bytes())
+    }
+
+    /// Whether the bulk channel is used: configured on, and not on a private network (whose
+    /// point is that only pnet-protected connections exist).
+    pub fn bulk_enabled(&self) -> bool {
+        self.bulk_transfer && self.private_network_key.is_none()
     }
 
     /// Threads to hash with.

@@ -462,7 +462,7 @@ async fn fetch_locked(
                     assigned = true;
                     let target =
                         WriteTarget { list: job.list.clone(), file: job.file.clone(), entry: job.entry.clone() };
-                    inflight.push(request_unit(net.clone(), *peer, unit, target, ask_have));
+                    inflight.push(request_unit(inner.clone(), *peer, unit, target, ask_have));
                 }
             }
         }
@@ -648,7 +648,7 @@ struct WriteTarget {
 /// verifies and writes what arrives, so verification and disk writes of one response overlap
 /// with the transfers of others.
 async fn request_unit(
-    net: NetworkHandle,
+    inner: Arc<Inner>,
     peer: PeerId,
     unit: Unit,
     target: WriteTarget,
@@ -658,7 +658,7 @@ async fn request_unit(
     let range = unit.first..unit.first + u64::from(unit.count);
     let mut have = None;
     if ask_have {
-        match net.request(peer, Request::Have { file }).await {
+        match inner.net.request(peer, Request::Have { file }).await {
             Ok(r) => match r.header {
                 Response::Have { bitmap, .. } => {
                     if !range.clone().all(|i| bit(&bitmap, i)) {
@@ -674,7 +674,8 @@ async fn request_unit(
             Err(e) => return (peer, unit, Outcome::Failed(e.to_string())),
         }
     }
-    let outcome = match net.request(peer, Request::Chunks { file, first: unit.first, count: unit.count }).await {
+    let request = Request::Chunks { file, first: unit.first, count: unit.count };
+    let outcome = match crate::bulk::request_chunks(&inner, peer, request).await {
         Ok(r) => match r.header {
             Response::Chunks { first, count, len }
                 if first == unit.first && count == unit.count && len == r.payload.len() as u64 =>

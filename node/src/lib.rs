@@ -13,6 +13,7 @@
 
 pub mod api;
 pub mod audit;
+mod bulk;
 pub mod chunks;
 pub mod config;
 pub mod fetch;

@@ -79,6 +79,14 @@ pub(crate) struct Inner {
     pub(crate) audit: Arc<AuditLog>,
     /// One lock per dataset being fetched, so a resumed fetch and a new `get` never interleave.
     pub(crate) fetch_locks: std::sync::Mutex<std::collections::HashMap<ContentId, Arc<tokio::sync::Mutex<()>>>>,
+    /// Upload slots, as BitTorrent's unchoke slots: beyond them chunk requests (on libp2p or the
+    /// bulk channel) get `Busy`, so fetchers spread over other holders instead of all queueing
+    /// at the publisher.
+    pub(crate) uploads: Arc<Semaphore>,
+    /// This node's bulk channel listener, when it has one.
+    pub(crate) bulk_server: Option<Arc<crate::bulk::BulkServer>>,
+    /// Bulk channels to other peers.
+    pub(crate) bulk_clients: crate::bulk::BulkClients,
 }
 
 /// A running Lien node. Cheap to clone; call [`Node::shutdown`] to stop it.
@@ -154,11 +162,38 @@ impl Node {
             validate_record: Arc::new(validate_name_record),
             transport,
         };
+        let simulated = setup.transport.is_some();
         let (net, net_task) = network::spawn(&config, setup, events_tx)?;
-        let inner =
-            Arc::new(Inner { config, store, net, secret, stats, trust, audit, fetch_locks: Default::default() });
+        let bulk = match bulk_listen_ip(&config) {
+            Some(ip) if config.bulk_enabled() && !simulated => {
+                let (server, listener) = crate::bulk::BulkServer::bind(ip, config.bulk_port)
+                    .await
+                    .map_err(|e| NodeError::Invalid(format!("bulk channel: cannot listen on {ip}: {e}")))?;
+                tracing::info!(port = server.port(), "bulk channel listening");
+                Some((server, listener))
+            }
+            _ => None,
+        };
+        let uploads = Arc::new(Semaphore::new(config.max_concurrent_uploads.max(1)));
+        let inner = Arc::new(Inner {
+            config,
+            store,
+            net,
+            secret,
+            stats,
+            trust,
+            audit,
+            fetch_locks: Default::default(),
+            uploads,
+            bulk_server: bulk.as_ref().map(|(server, _)| server.clone()),
+            bulk_clients: Default::default(),
+        });
         let dispatcher = tokio::spawn(dispatch(inner.clone(), events_rx));
-        let node = Node { inner, tasks: Arc::new(std::sync::Mutex::new(vec![net_task, dispatcher])) };
+        let mut tasks = vec![net_task, dispatcher];
+        if let Some((server, listener)) = bulk {
+            tasks.push(tokio::spawn(crate::bulk::accept_loop(inner.clone(), server, listener)));
+        }
+        let node = Node { inner, tasks: Arc::new(std::sync::Mutex::new(tasks)) };
         node.reconnect_known_peers().await;
         node.resume_fetches()?;
         node.reannounce().await?;
@@ -460,6 +495,24 @@ impl Node {
     }
 }
 
+/// The IP the bulk listener binds: that of the first TCP listen address (none without TCP).
+fn bulk_listen_ip(config: &NodeConfig) -> Option<std::net::IpAddr> {
+    use libp2p::multiaddr::Protocol;
+    config.listen.iter().find_map(|addr| {
+        let mut ip = None;
+        let mut tcp = false;
+        for p in addr.iter() {
+            match p {
+                Protocol::Ip4(a) => ip = Some(std::net::IpAddr::V4(a)),
+                Protocol::Ip6(a) => ip = Some(std::net::IpAddr::V6(a)),
+                Protocol::Tcp(_) => tcp = true,
+                _ => {}
+            }
+        }
+        ip.filter(|_| tcp)
+    })
+}
+
 /// Opens the audit log; a log that no longer verifies is set aside (kept as evidence) and a new
 /// one started, with an error in the log, rather than refusing to run.
 fn open_audit_log(path: &Path) -> Result<AuditLog, NodeError> {
@@ -501,9 +554,7 @@ fn validate_name_record(key: &[u8], value: &[u8], existing: Option<&[u8]>) -> bo
 /// Handles events from the network task until it stops.
 async fn dispatch(inner: Arc<Inner>, mut events: mpsc::Receiver<NetEvent>) {
     let inbound = Arc::new(Semaphore::new(MAX_INBOUND_IN_FLIGHT));
-    // Upload slots, as BitTorrent's unchoke slots: beyond them chunk requests get `Busy`, so
-    // fetchers spread over other holders instead of all queueing at the publisher.
-    let uploads = Arc::new(Semaphore::new(inner.config.max_concurrent_uploads.max(1)));
+    let uploads = inner.uploads.clone();
     while let Some(event) = events.recv().await {
         match event {
             NetEvent::Manifest { bytes, source } => {
@@ -522,6 +573,17 @@ async fn dispatch(inner: Arc<Inner>, mut events: mpsc::Receiver<NetEvent>) {
                         maybe_mirror(&inner, &m);
                     }
                 });
+            }
+            NetEvent::Inbound { peer, request: Request::OpenBulk { version }, channel } => {
+                let response = match &inner.bulk_server {
+                    Some(server) if version == lien_protocol::bulk::VERSION => server.issue(peer),
+                    Some(_) => Response::error(lien_protocol::wire::ErrorCode::BadRequest, "unsupported bulk version"),
+                    None => Response::error(lien_protocol::wire::ErrorCode::NotFound, "this node has no bulk channel"),
+                };
+                let _ = inner
+                    .net
+                    .send(Command::Respond { slot: channel, response: TransferResponse::plain(response) })
+                    .await;
             }
             NetEvent::Inbound { peer, request, channel } => {
                 let net = inner.net.clone();

@@ -87,6 +87,8 @@ fn answer_inner(
     request: Request,
 ) -> Result<TransferResponse, Box<dyn std::error::Error>> {
     Ok(match request {
+        // Tickets are the node's business (it owns the bulk listener); never answered here.
+        Request::OpenBulk { .. } => err(ErrorCode::NotFound, "this node has no bulk channel"),
         Request::Manifest { id } => match store.manifest(&id)? {
             Some(m) => TransferResponse::plain(Response::Manifest { bytes: m.bytes().to_vec() }),
             None => err(ErrorCode::NotFound, format!("no manifest {id}")),

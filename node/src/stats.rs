@@ -21,6 +21,10 @@ pub struct Stats {
     pub gossip_rejected: AtomicU64,
     /// Gossiped manifests ignored (valid but not trusted here).
     pub gossip_ignored: AtomicU64,
+    /// Chunk bytes fetched over the bulk channel (also counted in `fetched`).
+    pub bulk_fetched: AtomicU64,
+    /// Chunk bytes served over the bulk channel (also counted in `served`).
+    pub bulk_served: AtomicU64,
 }
 
 /// A copy of the counters.
@@ -42,6 +46,10 @@ pub struct StatsSnapshot {
     pub gossip_rejected: u64,
     /// Gossip ignored.
     pub gossip_ignored: u64,
+    /// Chunk bytes fetched over the bulk channel.
+    pub bulk_fetched: u64,
+    /// Chunk bytes served over the bulk channel.
+    pub bulk_served: u64,
 }
 
 fn add(map: &Mutex<BTreeMap<String, u64>>, peer: &str, bytes: u64) {
@@ -74,6 +82,8 @@ impl Stats {
             gossip_accepted: self.gossip_accepted.load(Ordering::Relaxed),
             gossip_rejected: self.gossip_rejected.load(Ordering::Relaxed),
             gossip_ignored: self.gossip_ignored.load(Ordering::Relaxed),
+            bulk_fetched: self.bulk_fetched.load(Ordering::Relaxed),
+            bulk_served: self.bulk_served.load(Ordering::Relaxed),
         }
     }
 }

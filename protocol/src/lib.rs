@@ -17,6 +17,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod bulk;
 pub mod cbor;
 pub mod chunk;
 pub mod id;

@@ -17,6 +17,7 @@
 //!   --hash-threads N         NodeConfig::hash_threads (default 2 = this machine's cores)
 //!   --mesh                   swarm: each fetcher also bootstraps to every earlier fetcher
 //!   --timeout-secs N         fetch timeout (default 300)
+//!   --no-bulk                chunks over libp2p only (NodeConfig::bulk_transfer = false)
 //! ```
 //!
 //! Every mode prints one JSON object per line on stdout (`serve` prints its final report on
@@ -41,7 +42,7 @@ use rand::{RngCore, SeedableRng};
 
 const USAGE: &str =
     "usage: lien_bench publish FILE | serve FILE | fetch ADDR ID OUT_DIR | swarm N SIZE_MIB | hashcost FILE \
-                     [--chunk-mib N] [--requests-per-peer N] [--hash-threads N] [--mesh] [--timeout-secs N]";
+                     [--chunk-mib N] [--requests-per-peer N] [--hash-threads N] [--mesh] [--timeout-secs N] [--no-bulk]";
 
 /// Options shared by all modes.
 #[derive(Debug, Clone)]
@@ -51,10 +52,12 @@ struct Opts {
     hash_threads: usize,
     mesh: bool,
     timeout_secs: u64,
+    no_bulk: bool,
 }
 
 fn parse_args() -> Result<(Vec<String>, Opts)> {
-    let mut opts = Opts { chunk_mib: 1, requests_per_peer: None, hash_threads: 2, mesh: false, timeout_secs: 300 };
+    let mut opts =
+        Opts { chunk_mib: 1, requests_per_peer: None, hash_threads: 2, mesh: false, timeout_secs: 300, no_bulk: false };
     let mut positional = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -65,6 +68,7 @@ fn parse_args() -> Result<(Vec<String>, Opts)> {
             "--hash-threads" => opts.hash_threads = value("--hash-threads")?.parse()?,
             "--timeout-secs" => opts.timeout_secs = value("--timeout-secs")?.parse()?,
             "--mesh" => opts.mesh = true,
+            "--no-bulk" => opts.no_bulk = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -170,6 +174,7 @@ fn config(home: &Path, bootstrap: Vec<Multiaddr>, opts: &Opts) -> NodeConfig {
     // Loopback, but a busy 2-core box: do not let a slow moment fail a 1 GiB transfer.
     c.request_timeout_secs = 60;
     c.hash_threads = opts.hash_threads;
+    c.bulk_transfer = !opts.no_bulk;
     if let Some(n) = opts.requests_per_peer {
         c.fetch_requests_per_peer = n;
     }
@@ -305,7 +310,7 @@ async fn fetch_mode(addr: Multiaddr, id: &str, out: PathBuf, opts: &Opts) -> Res
     println!(
         "{{\"mode\":\"fetch\",\"bytes\":{bytes},\"downloaded\":{},\"secs\":{secs:.4},\"gbps\":{:.4},\
          \"first_byte_secs\":{first:.4},\"last_byte_secs\":{all:.4},\"transfer_gbps\":{:.4},\"finish_secs\":{:.4},\
-         \"cpu_user\":{:.2},\"cpu_sys\":{:.2},\"requests_per_peer\":{},\"vm_hwm_kib\":{}}}",
+         \"cpu_user\":{:.2},\"cpu_sys\":{:.2},\"requests_per_peer\":{},\"vm_hwm_kib\":{},\"bulk_bytes\":{}}}",
         report.downloaded_bytes,
         gbps(bytes, secs),
         gbps(bytes, all - first),
@@ -313,7 +318,8 @@ async fn fetch_mode(addr: Multiaddr, id: &str, out: PathBuf, opts: &Opts) -> Res
         cpu.user,
         cpu.sys,
         node.config().fetch_requests_per_peer,
-        vm_hwm_kib()
+        vm_hwm_kib(),
+        node.stats().bulk_fetched
     );
     node.shutdown().await;
     Ok(())

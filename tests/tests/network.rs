@@ -519,3 +519,140 @@ async fn node_policies_mirror_by_publisher_cap_publishers_and_enforce_the_quota(
     assert!(message.contains("storage quota"), "{message}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunks_travel_on_the_bulk_channel_and_fall_back_to_libp2p() -> Result<()> {
+    let a = TestNode::start(&[]).await?;
+    let src = tempfile::tempdir()?;
+    let data = make_dataset(src.path(), 11, &[("big.bin", 3 << 20), ("small.txt", 5_000)])?;
+    let m = a.node.publish(request(&data, "bulk", "Bulk", 1 << 16)?, quiet()).await?;
+    let id = m.id().to_string();
+    let size = 3 * (1 << 20) + 5_000;
+
+    // B fetches from A: every chunk byte on the bulk channel, verified like any other.
+    let b = TestNode::start(&[&a]).await?;
+    b.wait_peers(1).await?;
+    let out_b = tempfile::tempdir()?;
+    b.node.fetch(&id, out_b.path(), FetchOptions::default()).await?;
+    assert_same_tree(&data, out_b.path())?;
+    assert_eq!(b.node.stats().bulk_fetched, size, "B's chunks did not all come over the bulk channel");
+    assert_eq!(a.node.stats().bulk_served, size);
+    // The bulk channel goes through the same audit log as libp2p requests.
+    let log = std::fs::read_to_string(a.node.audit_path())?;
+    assert!(log.contains(&b.node.peer_id().to_string()), "bulk transfers were not audited");
+
+    // C has the channel switched off: everything over libp2p, same bytes.
+    let c = TestNode::start_with(&[&a], |c| c.bulk_transfer = false).await?;
+    c.wait_peers(1).await?;
+    let out_c = tempfile::tempdir()?;
+    c.node.fetch(&id, out_c.path(), FetchOptions::default()).await?;
+    assert_same_tree(&data, out_c.path())?;
+    assert_eq!(c.node.stats().bulk_fetched, 0);
+    assert_eq!(c.node.stats().chunks_fetched, b.node.stats().chunks_fetched);
+
+    // D can only reach C, which offers no channel: D asks, is told no, and fetches over libp2p.
+    a.node.shutdown().await;
+    b.node.shutdown().await;
+    let d = TestNode::start(&[&c]).await?;
+    d.wait_peers(1).await?;
+    let out_d = tempfile::tempdir()?;
+    d.node.fetch(&id, out_d.path(), FetchOptions::default()).await?;
+    assert_same_tree(&data, out_d.path())?;
+    assert_eq!(d.node.stats().bulk_fetched, 0);
+    assert!(d.node.stats().served.is_empty() && c.node.stats().served.values().sum::<u64>() >= size);
+    Ok(())
+}
+
+/// Speaks the bulk channel to `server` as `asker` would, from this test: ticket over libp2p,
+/// then a raw TCP connection.
+async fn bulk_ticket(asker: &TestNode, server: &TestNode) -> Result<(u16, Vec<u8>, Vec<u8>)> {
+    use lien_protocol::wire::{Request, Response};
+    let ticket = asker
+        .node
+        .network()
+        .request(server.node.peer_id(), Request::OpenBulk { version: lien_protocol::bulk::VERSION })
+        .await?;
+    match ticket.header {
+        Response::BulkTicket { port, token, secret } => Ok((port, token, secret)),
+        other => anyhow::bail!("no ticket: {other:?}"),
+    }
+}
+
+/// Reads until the server closes the connection (bounded): true if it sent nothing at all.
+async fn closed_without_a_word(stream: &mut tokio::net::TcpStream) -> Result<bool> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(15), stream.read(&mut buf)).await??;
+    Ok(n == 0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bulk_channel_admits_only_ticket_holders_and_authentic_frames() -> Result<()> {
+    use lien_protocol::bulk::{self, Role};
+    use lien_protocol::wire::{Request, Response};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let a = TestNode::start(&[]).await?;
+    let b = TestNode::start(&[&a]).await?;
+    b.wait_peers(1).await?;
+    let src = tempfile::tempdir()?;
+    let data = make_dataset(src.path(), 12, &[("f.bin", 200_000)])?;
+    let m = a.node.publish(request(&data, "f", "F", 1 << 16)?, quiet()).await?;
+    let entry = m.body().files.inline().context("inline file list")?[0].clone();
+    let chunks = Request::Chunks { file: entry.id, first: 1, count: 1 };
+
+    // A made-up token: the server hangs up without sending anything.
+    let (port, token, secret) = bulk_ticket(&b, &a).await?;
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    s.write_all(&[0u8; bulk::TOKEN_LEN]).await?;
+    assert!(closed_without_a_word(&mut s).await?, "a wrong token was answered");
+
+    // The real ticket: a sealed request gets chunk 1, which verifies against the published file.
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    s.write_all(&token).await?;
+    let (mut sealer, mut opener) = bulk::channel(Role::Fetcher, &secret)?;
+    let mut frame = chunks.encode()?;
+    sealer.seal(&mut frame)?;
+    s.write_all(&(frame.len() as u32).to_be_bytes()).await?;
+    s.write_all(&frame).await?;
+    let mut len = [0u8; 4];
+    tokio::time::timeout(Duration::from_secs(15), s.read_exact(&mut len)).await??;
+    let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+    s.read_exact(&mut body).await?;
+    opener.open(&mut body)?;
+    let header = bulk::split_response(&mut body)?;
+    assert!(matches!(header, Response::Chunks { first: 1, count: 1, .. }), "{header:?}");
+    let original = std::fs::read(data.join("f.bin"))?;
+    assert_eq!(body, original[1 << 16..2 << 16]);
+
+    // The same ticket again: single use.
+    let mut again = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    again.write_all(&token).await?;
+    assert!(closed_without_a_word(&mut again).await?, "a ticket was accepted twice");
+
+    // A fresh ticket, and a frame with one flipped bit: the connection ends, nothing is served.
+    let (_, token, secret) = bulk_ticket(&b, &a).await?;
+    let served_before = a.node.stats().bulk_served;
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    s.write_all(&token).await?;
+    let (mut sealer, _) = bulk::channel(Role::Fetcher, &secret)?;
+    let mut frame = chunks.encode()?;
+    sealer.seal(&mut frame)?;
+    frame[2] ^= 0x10;
+    s.write_all(&(frame.len() as u32).to_be_bytes()).await?;
+    s.write_all(&frame).await?;
+    assert!(closed_without_a_word(&mut s).await?, "a tampered frame was answered");
+    assert_eq!(a.node.stats().bulk_served, served_before);
+
+    // A frame sealed with another ticket's secret (someone who saw only the token): refused too.
+    let (_, token, _) = bulk_ticket(&b, &a).await?;
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    s.write_all(&token).await?;
+    let (mut wrong, _) = bulk::channel(Role::Fetcher, &[7u8; bulk::SECRET_LEN])?;
+    let mut frame = chunks.encode()?;
+    wrong.seal(&mut frame)?;
+    s.write_all(&(frame.len() as u32).to_be_bytes()).await?;
+    s.write_all(&frame).await?;
+    assert!(closed_without_a_word(&mut s).await?, "a frame under the wrong key was answered");
+    assert_eq!(a.node.stats().bulk_served, served_before);
+    Ok(())
+}

@@ -1,0 +1,209 @@
+//! The fetching side of the bulk channel: one channel per peer, opened on first use with a
+//! ticket from that peer, pipelining requests and matching responses in order.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use libp2p::multiaddr::Protocol;
+use libp2p::PeerId;
+use lien_protocol::bulk::{self, Role, MAX_FRAME_LEN};
+use lien_protocol::wire::{Request, Response};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::frames::{read_opened, write_sealed, FrameError};
+use crate::network::TransferResponse;
+use crate::node::Inner;
+
+/// After a peer offered no channel or its channel failed, use libp2p for this long.
+const RETRY_AFTER: Duration = Duration::from_secs(60);
+/// Time to connect to a peer's bulk port.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Requests queued for one channel's writer.
+const QUEUE: usize = 64;
+
+/// Why a request on the bulk channel failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ChannelError {
+    /// The channel is closed (its connection failed earlier).
+    #[error("bulk channel closed")]
+    Closed,
+    /// A frame failed.
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    /// The request could not be encoded.
+    #[error("cannot encode request: {0}")]
+    Encode(String),
+}
+
+/// What a reply slot receives.
+type Reply = oneshot::Sender<Result<TransferResponse, String>>;
+
+/// An open channel to one peer. Cheap to clone.
+#[derive(Clone, Debug)]
+pub(crate) struct Channel {
+    requests: mpsc::Sender<(Vec<u8>, Reply)>,
+}
+
+impl Channel {
+    /// Sends `request` and waits for its response.
+    pub(crate) async fn request(&self, request: &Request) -> Result<TransferResponse, ChannelError> {
+        let encoded = request.encode().map_err(|e| ChannelError::Encode(e.to_string()))?;
+        let (reply, answer) = oneshot::channel();
+        self.requests.send((encoded, reply)).await.map_err(|_| ChannelError::Closed)?;
+        match answer.await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(message)) => Err(FrameError::Io(std::io::Error::other(message)).into()),
+            Err(_) => Err(ChannelError::Closed),
+        }
+    }
+
+    fn is_open(&self) -> bool {
+        !self.requests.is_closed()
+    }
+}
+
+/// A peer's bulk channel state.
+#[derive(Debug, Default)]
+enum PeerChannel {
+    /// Not tried yet.
+    #[default]
+    Untried,
+    /// Open.
+    Open(Channel),
+    /// Unavailable until then: use libp2p.
+    Unavailable(Instant),
+}
+
+/// Every peer's bulk channel.
+#[derive(Debug, Default)]
+pub(crate) struct BulkClients {
+    peers: std::sync::Mutex<HashMap<PeerId, Arc<tokio::sync::Mutex<PeerChannel>>>>,
+}
+
+impl BulkClients {
+    fn slot(&self, peer: PeerId) -> Option<Arc<tokio::sync::Mutex<PeerChannel>>> {
+        let mut peers = self.peers.lock().ok()?;
+        Some(peers.entry(peer).or_default().clone())
+    }
+
+    /// The open channel to `peer`, opening it if it was never tried or its pause is over.
+    /// `None` means: use libp2p.
+    pub(crate) async fn channel(&self, inner: &Arc<Inner>, peer: PeerId) -> Option<Channel> {
+        let slot = self.slot(peer)?;
+        let mut state = slot.lock().await;
+        match &*state {
+            PeerChannel::Open(channel) if channel.is_open() => return Some(channel.clone()),
+            PeerChannel::Unavailable(until) if Instant::now() < *until => return None,
+            _ => {}
+        }
+        match open(inner, peer).await {
+            Ok(channel) => {
+                tracing::debug!(%peer, "bulk channel open");
+                *state = PeerChannel::Open(channel.clone());
+                Some(channel)
+            }
+            Err(reason) => {
+                tracing::debug!(%peer, "no bulk channel, using libp2p: {reason}");
+                *state = PeerChannel::Unavailable(Instant::now() + RETRY_AFTER);
+                None
+            }
+        }
+    }
+
+    /// Marks `peer`'s channel as failed: libp2p for a while.
+    pub(crate) async fn failed(&self, peer: PeerId) {
+        if let Some(slot) = self.slot(peer) {
+            *slot.lock().await = PeerChannel::Unavailable(Instant::now() + RETRY_AFTER);
+        }
+    }
+}
+
+/// Asks `peer` for a ticket and connects to its bulk port.
+async fn open(inner: &Arc<Inner>, peer: PeerId) -> Result<Channel, String> {
+    let ticket = inner
+        .net
+        .request(peer, Request::OpenBulk { version: bulk::VERSION })
+        .await
+        .map_err(|e| format!("ticket request failed: {e}"))?;
+    let Response::BulkTicket { port, token, secret } = ticket.header else {
+        return Err(format!("the peer offers no bulk channel ({:?})", ticket.header));
+    };
+    let ip = peer_ip(inner, peer).await.ok_or("no IP address for the peer's connection")?;
+    let (sealer, opener) = bulk::channel(Role::Fetcher, &secret).map_err(|e| e.to_string())?;
+    let mut stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((ip, port)))
+        .await
+        .map_err(|_| format!("connecting to {ip}:{port} timed out"))?
+        .map_err(|e| format!("cannot connect to {ip}:{port}: {e}"))?;
+    stream.set_nodelay(true).map_err(|e| e.to_string())?;
+    stream.write_all(&token).await.map_err(|e| e.to_string())?;
+    let (requests, queue) = mpsc::channel(QUEUE);
+    tokio::spawn(run(stream, sealer, opener, queue));
+    Ok(Channel { requests })
+}
+
+/// The IP address of an open libp2p connection to `peer`.
+async fn peer_ip(inner: &Arc<Inner>, peer: PeerId) -> Option<IpAddr> {
+    let peers = inner.net.peers().await.ok()?;
+    let info = peers.into_iter().find(|p| p.peer_id == peer.to_string())?;
+    info.addrs.iter().filter_map(|a| a.parse::<libp2p::Multiaddr>().ok()).find_map(|addr| {
+        addr.iter().find_map(|p| match p {
+            Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
+            Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
+            _ => None,
+        })
+    })
+}
+
+/// Drives one channel: the writer seals and sends requests, the reader opens responses and
+/// hands each to the oldest waiting request. Any failure fails every waiting request and
+/// closes the channel.
+async fn run(
+    stream: TcpStream,
+    mut sealer: bulk::Sealer,
+    mut opener: bulk::Opener,
+    mut queue: mpsc::Receiver<(Vec<u8>, Reply)>,
+) {
+    let (mut reader, mut writer) = stream.into_split();
+    let waiting: Arc<std::sync::Mutex<VecDeque<Reply>>> = Arc::default();
+    let writer_waiting = waiting.clone();
+    let write = async move {
+        while let Some((request, reply)) = queue.recv().await {
+            if let Ok(mut w) = writer_waiting.lock() {
+                w.push_back(reply);
+            }
+            write_sealed(&mut writer, &mut sealer, request).await?;
+        }
+        Ok::<(), FrameError>(())
+    };
+    // The reader reads all the time, so a connection the server closed (idle) is noticed at
+    // once and the next request opens a new channel.
+    let reader_waiting = waiting.clone();
+    let read = async move {
+        while let Some(mut frame) = read_opened(&mut reader, &mut opener, MAX_FRAME_LEN).await? {
+            let header = bulk::split_response(&mut frame)?;
+            let reply = reader_waiting.lock().ok().and_then(|mut w| w.pop_front());
+            let Some(reply) = reply else {
+                return Err(FrameError::Io(std::io::Error::other("a response nobody asked for")));
+            };
+            let _ = reply.send(Ok(TransferResponse { header, payload: frame }));
+        }
+        Ok::<(), FrameError>(())
+    };
+    let result = tokio::select! {
+        r = write => r,
+        r = read => r,
+    };
+    let message = match result {
+        Ok(()) => "bulk channel closed".to_owned(),
+        Err(e) => e.to_string(),
+    };
+    let stranded: Vec<Reply> = waiting.lock().map(|mut w| w.drain(..).collect()).unwrap_or_default();
+    for reply in stranded {
+        let _ = reply.send(Err(message.clone()));
+    }
+}

@@ -1,0 +1,59 @@
+//! The bulk data channel: chunk requests on a second TCP connection per peer, sealed with
+//! AES-128-GCM keys handed out over the libp2p connection (rules and framing in
+//! `lien_protocol::bulk`). The libp2p connection stays the control plane: discovery, manifests,
+//! `Have`, catalog and the tickets themselves; only `Chunks` requests take the bulk channel.
+//!
+//! A fetcher asks a peer for a ticket the first time it wants chunks from it; a peer that has no
+//! bulk channel (an older node, `bulk_transfer = false`, a private network, a transport without
+//! IP addresses) or whose port cannot be reached is asked again only after a pause, and in the
+//! meantime every request goes over libp2p as before. Nothing about a fetch depends on which
+//! path carried the bytes: they are verified against the chunk list either way, and the server
+//! applies the same access checks, upload slots and audit log to both.
+
+mod client;
+mod frames;
+mod server;
+
+pub(crate) use client::BulkClients;
+pub(crate) use server::{accept_loop, BulkServer};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use libp2p::PeerId;
+use lien_protocol::wire::Request;
+
+use crate::network::{NetError, TransferResponse};
+use crate::node::Inner;
+
+/// Sends a chunk request to `peer`: over its bulk channel when there is one (opening it on
+/// first use), over libp2p otherwise or when the channel fails.
+pub(crate) async fn request_chunks(
+    inner: &Arc<Inner>,
+    peer: PeerId,
+    request: Request,
+) -> Result<TransferResponse, NetError> {
+    if inner.config.bulk_enabled() {
+        if let Some(channel) = inner.bulk_clients.channel(inner, peer).await {
+            let timeout = Duration::from_secs(inner.config.request_timeout_secs.max(1));
+            match tokio::time::timeout(timeout, channel.request(&request)).await {
+                Ok(Ok(response)) => {
+                    inner
+                        .stats
+                        .bulk_fetched
+                        .fetch_add(response.payload.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                    return Ok(response);
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, "bulk channel failed, using libp2p: {e}");
+                    inner.bulk_clients.failed(peer).await;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "bulk request timed out, using libp2p");
+                    inner.bulk_clients.failed(peer).await;
+                }
+            }
+        }
+    }
+    inner.net.request(peer, request).await
+}
