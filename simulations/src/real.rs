@@ -52,6 +52,9 @@ pub struct RealRun {
     /// Per node: the lowest sum of one-way link latencies from the publisher over any route (no
     /// announcement can arrive earlier), seconds.
     pub path_latency_s: Vec<f64>,
+    /// Who was connected to whom at time 0 (symmetric adjacency lists): the overlay the model is
+    /// given when it is calibrated against this run.
+    pub connections: Vec<Vec<u32>>,
     /// Per fetcher (node index): when its fetch started, seconds from time 0.
     pub fetch_start_s: Vec<(usize, Option<f64>)>,
     /// Per fetcher: seconds the fetch took (start to completion), `None` if it did not complete.
@@ -133,6 +136,26 @@ fn path_latencies(n: usize, net: &SimNet, src: usize) -> Vec<f64> {
     dist
 }
 
+/// The nodes' connections as symmetric adjacency lists of node indices.
+async fn connection_graph(slots: &Slots, peer_ids: &[Option<libp2p::PeerId>]) -> Result<Vec<Vec<u32>>> {
+    let index: std::collections::HashMap<libp2p::PeerId, usize> =
+        peer_ids.iter().enumerate().filter_map(|(v, p)| p.map(|p| (p, v))).collect();
+    let n = peer_ids.len();
+    let mut adj = vec![std::collections::BTreeSet::new(); n];
+    for v in 0..n {
+        let Some(node) = slot_node(slots, v) else { continue };
+        for p in node.peers().await? {
+            if let Some(&u) = p.peer_id.parse().ok().and_then(|id: libp2p::PeerId| index.get(&id)) {
+                if u != v {
+                    adj[v].insert(u as u32);
+                    adj[u].insert(v as u32);
+                }
+            }
+        }
+    }
+    Ok(adj.into_iter().map(|s| s.into_iter().collect()).collect())
+}
+
 fn selection(topo: &Topology, selector: &str) -> Result<Vec<bool>> {
     let mut set = vec![false; topo.hosts.len()];
     for i in topo.select(selector)? {
@@ -190,12 +213,18 @@ pub async fn run(scn: &Scenario, topo: &Topology, seed: u64, progress: &(dyn Fn(
     }
     // Connected, then a few gossipsub heartbeats so that meshes exist.
     let deadline = Instant::now() + Duration::from_secs(120);
+    let mut connected = vec![false; n];
     loop {
         let mut alone = 0;
-        for v in 0..n {
+        for (v, done) in connected.iter_mut().enumerate() {
+            if *done {
+                continue;
+            }
             if let Some(node) = slot_node(&slots, v) {
                 if node.peers().await?.is_empty() {
                     alone += 1;
+                } else {
+                    *done = true;
                 }
             }
         }
@@ -210,6 +239,7 @@ pub async fn run(scn: &Scenario, topo: &Topology, seed: u64, progress: &(dyn Fn(
     tokio::time::sleep(Duration::from_secs(5)).await;
     let startup_s = t.elapsed().as_secs_f64();
     let startup_wall_s = wall.elapsed().as_secs_f64();
+    let connections = connection_graph(&slots, &peer_ids).await?;
     progress(&format!("{n} nodes up and connected: {startup_s:.1} s virtual, {startup_wall_s:.1} s wall"));
 
     // The dataset.
@@ -393,6 +423,7 @@ pub async fn run(scn: &Scenario, topo: &Topology, seed: u64, progress: &(dyn Fn(
         startup_s,
         startup_wall_s,
         path_latency_s: path_latencies(n, &net, publisher),
+        connections,
         announce_s: announce,
         fetch_start_s: fetchers.iter().map(|&v| (v, started[v])).collect(),
         fetch_s: fetchers.iter().map(|&v| started[v].zip(finished[v]).map(|(a, b)| b - a)).collect(),
@@ -404,14 +435,17 @@ pub async fn run(scn: &Scenario, topo: &Topology, seed: u64, progress: &(dyn Fn(
     })
 }
 
-/// Per node: (stop at, seconds, down for `Some(d)` or for good `None`), from time 0.
+/// One node's churn: (stop at, seconds from time 0; down for `Some(seconds)` or for good `None`).
+type ChurnEvents = Vec<(f64, Option<f64>)>;
+
+/// Per node: its churn events.
 fn churn_plan(
     scn: &Scenario,
     topo: &Topology,
     publisher: usize,
     n: usize,
     rng: &mut ChaCha8Rng,
-) -> Result<Vec<Vec<(f64, Option<f64>)>>> {
+) -> Result<Vec<ChurnEvents>> {
     let mut plan = vec![Vec::new(); n];
     let exp = |rng: &mut ChaCha8Rng, mean: f64| -mean * (1.0 - rng.gen::<f64>()).ln();
     if scn.churn.fraction > 0.0 && scn.churn.mean_up_s > 0.0 {

@@ -163,7 +163,7 @@ impl SimNet {
                 cuts: Vec::new(),
                 next_cut: 0,
                 links: Vec::new(),
-                rng: ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_0f_11_4e),
+                rng: ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_0f11),
             }),
             latency,
             jitter,
