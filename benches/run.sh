@@ -6,7 +6,7 @@
 #   (b) fetch 1 GiB, two processes        vs  curl -o FILE from python3 -m http.server (127.0.0.1)
 #   (c) peak RSS of server and fetcher, 256 MiB vs 1 GiB
 #   (d) 8 fetchers x 256 MiB at once      ->  publisher uploaded bytes / dataset size
-#   (t) cheap tunings: fetch_requests_per_peer, 4 MiB chunks, output on tmpfs, glibc malloc
+#   (t) cheap tunings: libp2p only (no bulk channel), fetch_requests_per_peer, 4 MiB chunks, output on tmpfs, glibc malloc
 #       tunables, swarm with a full mesh
 #   (p) PROFILE=1: perf (cpu-clock) profile of one fetch, both sides
 #
@@ -205,10 +205,11 @@ done
 # ---------------------------------------------------------------------------------------------
 # (t) Cheap tunings reachable without touching node code.
 if [ "$TUNING" = 1 ]; then
-    log "(t) fetch tunings: fetch_requests_per_peer 1 / 16, 4 MiB chunks"
+    log "(t) fetch tunings: libp2p only (no bulk channel), fetch_requests_per_peer 1 / 16, 4 MiB chunks"
     start_server "$BIG"
     for i in $(seq "$TUNING_RUNS"); do
         curl_fetch "t-curl" "$i" big.bin
+        lien_fetch "t-nobulk" "$i" --no-bulk
         lien_fetch "t-rpp1" "$i" --requests-per-peer 1
         lien_fetch "t-rpp16" "$i" --requests-per-peer 16
     done
@@ -382,6 +383,10 @@ for t in ["c-serve-small", "c-serve-big"]:
     if rows.get(t):
         r = rows[t][0]["r"]
         print(f"  {t}: VmHWM {r['vm_hwm_kib'] / 1024:.0f} MiB (after publish {r['vm_hwm_kib_after_publish'] / 1024:.0f} MiB), served {r['served_bytes'] / GIB:.2f} GiB")
+if rows.get("t-nobulk"):
+    c = base_gbps("t-curl", big_mib)
+    print(f"  libp2p only (bulk_transfer = false): {lien('t-nobulk', 'gbps'):.3f} GB/s ({lien('t-nobulk', 'gbps') / c:.2f}x curl {c:.3f}), "
+          f"CPU s/GiB fetcher {cpu_per_gib('t-nobulk', big_mib, True):.2f}, server {server_cpu('t-nobulk', big_mib):.2f}")
 if rows.get("t-rpp1"):
     c = base_gbps("t-curl", big_mib)
     print(f"  tuning (same server, curl {c:.3f} GB/s): requests_per_peer=1 {lien('t-rpp1', 'gbps'):.3f} GB/s ({lien('t-rpp1', 'gbps') / c:.2f}x), "

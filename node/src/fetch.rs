@@ -682,9 +682,15 @@ async fn request_unit(
             {
                 let payload = r.payload;
                 let written = tokio::task::spawn_blocking(move || {
-                    verify_and_write(target.list.as_deref(), target.file.as_deref(), &target.entry, unit, &payload)
+                    let result =
+                        verify_and_write(target.list.as_deref(), target.file.as_deref(), &target.entry, unit, &payload);
+                    (result, payload)
                 })
-                .await;
+                .await
+                .map(|(result, payload)| {
+                    inner.bulk_clients.pool.give(payload);
+                    result
+                });
                 match written {
                     Ok(Ok(true)) => Outcome::Written(len, have),
                     Ok(Ok(false)) => Outcome::Corrupt(have),

@@ -83,6 +83,8 @@ enum PeerChannel {
 #[derive(Debug, Default)]
 pub(crate) struct BulkClients {
     peers: std::sync::Mutex<HashMap<PeerId, Arc<tokio::sync::Mutex<PeerChannel>>>>,
+    /// Receive buffers shared by every channel; the fetcher gives them back after writing.
+    pub(crate) pool: Arc<super::BufferPool>,
 }
 
 impl BulkClients {
@@ -142,7 +144,7 @@ async fn open(inner: &Arc<Inner>, peer: PeerId) -> Result<Channel, String> {
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
     stream.write_all(&token).await.map_err(|e| e.to_string())?;
     let (requests, queue) = mpsc::channel(QUEUE);
-    tokio::spawn(run(stream, sealer, opener, queue));
+    tokio::spawn(run(stream, sealer, opener, queue, inner.bulk_clients.pool.clone()));
     Ok(Channel { requests })
 }
 
@@ -167,6 +169,7 @@ async fn run(
     mut sealer: bulk::Sealer,
     mut opener: bulk::Opener,
     mut queue: mpsc::Receiver<(Vec<u8>, Reply)>,
+    pool: Arc<super::BufferPool>,
 ) {
     let (mut reader, mut writer) = stream.into_split();
     let waiting: Arc<std::sync::Mutex<VecDeque<Reply>>> = Arc::default();
@@ -184,7 +187,7 @@ async fn run(
     // once and the next request opens a new channel.
     let reader_waiting = waiting.clone();
     let read = async move {
-        while let Some(mut frame) = read_opened(&mut reader, &mut opener, MAX_FRAME_LEN).await? {
+        while let Some(mut frame) = read_opened(&mut reader, &mut opener, MAX_FRAME_LEN, Some(&pool)).await? {
             let header = bulk::split_response(&mut frame)?;
             let reply = reader_waiting.lock().ok().and_then(|mut w| w.pop_front());
             let Some(reply) = reply else {

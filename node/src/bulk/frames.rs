@@ -36,6 +36,7 @@ pub(crate) async fn read_opened<R: AsyncRead + Unpin>(
     io: &mut R,
     opener: &mut Opener,
     limit: usize,
+    pool: Option<&super::BufferPool>,
 ) -> Result<Option<Vec<u8>>, FrameError> {
     let mut len = [0u8; 4];
     match io.read_exact(&mut len).await {
@@ -47,7 +48,10 @@ pub(crate) async fn read_opened<R: AsyncRead + Unpin>(
     if len > limit {
         return Err(FrameError::TooLong(len));
     }
-    let mut buf = vec![0u8; len];
+    let mut buf = match pool {
+        Some(pool) => pool.take(len),
+        None => vec![0u8; len],
+    };
     io.read_exact(&mut buf).await?;
     opener.open(&mut buf)?;
     Ok(Some(buf))

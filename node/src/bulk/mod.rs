@@ -26,6 +26,41 @@ use lien_protocol::wire::Request;
 use crate::network::{NetError, TransferResponse};
 use crate::node::Inner;
 
+/// Receive buffers reused from frame to frame. A fresh 1 MiB buffer per chunk response is
+/// memory the allocator has just returned to the kernel (and, on a VM, the kernel to the host):
+/// receiving into it page-faults all the way down. Reused buffers stay mapped and warm.
+#[derive(Debug, Default)]
+pub(crate) struct BufferPool {
+    free: std::sync::Mutex<Vec<Vec<u8>>>,
+}
+
+/// Buffers kept in a pool.
+const POOL_BUFFERS: usize = 16;
+/// Buffers above this capacity are not kept (a response is at most one 16 MiB payload).
+const POOL_MAX_CAPACITY: usize = lien_protocol::bulk::MAX_FRAME_LEN;
+
+impl BufferPool {
+    /// A zeroed buffer of `len` bytes, reused when one is free.
+    pub(crate) fn take(&self, len: usize) -> Vec<u8> {
+        let mut buf = self.free.lock().ok().and_then(|mut free| free.pop()).unwrap_or_default();
+        buf.clear();
+        buf.resize(len, 0);
+        buf
+    }
+
+    /// Returns a buffer for reuse.
+    pub(crate) fn give(&self, buf: Vec<u8>) {
+        if buf.capacity() == 0 || buf.capacity() > POOL_MAX_CAPACITY {
+            return;
+        }
+        if let Ok(mut free) = self.free.lock() {
+            if free.len() < POOL_BUFFERS {
+                free.push(buf);
+            }
+        }
+    }
+}
+
 /// Sends a chunk request to `peer`: over its bulk channel when there is one (opening it on
 /// first use), over libp2p otherwise or when the channel fails.
 pub(crate) async fn request_chunks(

@@ -163,7 +163,7 @@ async fn serve_connection(inner: Arc<Inner>, server: Arc<BulkServer>, mut stream
     });
     let limit = MAX_REQUEST_LEN + bulk::TAG_LEN;
     let read_result = loop {
-        let frame = match tokio::time::timeout(IDLE_TIMEOUT, read_opened(&mut reader, &mut opener, limit)).await {
+        let frame = match tokio::time::timeout(IDLE_TIMEOUT, read_opened(&mut reader, &mut opener, limit, None)).await {
             Ok(Ok(Some(frame))) => frame,
             Ok(Ok(None)) | Err(_) => break Ok(()),
             Ok(Err(e)) => break Err(e),
