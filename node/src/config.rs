@@ -131,7 +131,7 @@ impl Default for NodeConfig {
             mirror_themes: Vec::new(),
             private_network_key: None,
             bulk_transfer: true,
-            bulk_port: 4041,
+            bulk_port: 4039,
             adversary_corrupt_chunks: false,
         }
     }
@@ -263,6 +263,15 @@ mod tests {
         assert_eq!(c.listen, d.listen);
         assert_eq!(c.max_connections, d.max_connections);
         assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn the_hardened_deployment_config_parses_and_validates() {
+        let c = NodeConfig::parse(include_str!("../../deploy/lien.toml")).unwrap();
+        assert!(c.validate().is_ok());
+        assert_eq!(c.network, "vn-gov");
+        assert!(c.bulk_enabled());
+        assert_eq!(c.bulk_port, NodeConfig::default().bulk_port);
     }
 
     #[test]
