@@ -96,6 +96,8 @@ fn config(scn: &Scenario, home: &Path, v: usize, bootstrap: Vec<Multiaddr>) -> N
     c.bootstrap = bootstrap;
     c.hash_threads = 1;
     c.reprovide_secs = 0;
+    // All traffic on the simulated network: no side channel over real TCP.
+    c.bulk_transfer = false;
     c
 }
 
