@@ -651,6 +651,13 @@ fn gateway_serves_byte_ranges_that_match_the_file() -> Result<()> {
         bytes_in >= 1_230_001 && bytes_in < size as u64,
         "the range fetched {bytes_in} bytes of a {size}-byte file"
     );
+    // Between two real daemons with their default config, chunk bytes take the bulk channel.
+    let bulk_in: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("lien_bulk_bytes_in_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .context("no lien_bulk_bytes_in_total")? as u64;
+    ensure!(bulk_in == bytes_in, "{bulk_in} of {bytes_in} bytes came over the bulk channel");
     // The rest comes on demand too, and the whole file matches.
     let rest = http(b.api(), "GET", &path, &[], b"")?;
     ensure!(rest.status == 200 && rest.body == original, "full GET from B: status {}", rest.status);

@@ -52,10 +52,22 @@ pub fn read_at(path: &Path, offset: u64, len: u64) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// Writes `data` at `offset` of the open file.
+/// Largest single write into the page cache. The kernel sizes page-cache folios after the write:
+/// a 1 MiB write asks for 1 MiB folios, which come from the buddy allocator's big free blocks,
+/// on a VM often memory the host has reclaimed (free page reporting) and must fault in again.
+/// Measured here, 1 GiB written in 1 MiB pieces cost 0.2–2.0 s of system time from run to run;
+/// in 64 KiB pieces 0.21–0.22 s every time (BENCHMARKS.md).
+const WRITE_PIECE: usize = 64 * 1024;
+
+/// Writes `data` at `offset` of the open file, in pieces of at most [`WRITE_PIECE`] bytes.
 pub fn write_at(file: &File, offset: u64, data: &[u8]) -> io::Result<()> {
     use std::os::unix::fs::FileExt;
-    file.write_all_at(data, offset)
+    let mut at = offset;
+    for piece in data.chunks(WRITE_PIECE) {
+        file.write_all_at(piece, at)?;
+        at += piece.len() as u64;
+    }
+    Ok(())
 }
 
 /// Modification time of `path` in nanoseconds since the epoch.

@@ -262,9 +262,47 @@ struct PeerState {
     bad: bool,
     have: HashMap<usize, (Vec<u8>, Instant)>,
     busy_until: Option<Instant>,
+    /// Requests this peer takes at once, learnt from its `Busy` answers (0: not limited yet, use
+    /// the configured number). A server with fewer upload slots than our requests in flight
+    /// would otherwise answer `Busy` to the surplus again and again.
+    window: usize,
+    /// Answers since the window last changed; the window grows by one every
+    /// [`WINDOW_GROWTH_EVERY`] of them, back up to the configured number.
+    since_window_change: usize,
 }
 
+/// Successful answers after which a peer's request window grows by one (a probe: if the peer
+/// still has no more slots, it costs one `Busy` answer).
+const WINDOW_GROWTH_EVERY: usize = 64;
+
 impl PeerState {
+    /// Requests this peer may have in flight now.
+    fn limit(&self, configured: usize) -> usize {
+        if self.window == 0 {
+            configured
+        } else {
+            self.window.min(configured)
+        }
+    }
+
+    /// The peer answered `Busy`: shrink its window to what it is serving now.
+    fn shrink_window(&mut self) {
+        self.window = self.in_flight.max(1);
+        self.since_window_change = 0;
+    }
+
+    /// The peer served a request: grow a shrunk window slowly.
+    fn grow_window(&mut self, configured: usize) {
+        if self.window == 0 || self.window >= configured {
+            return;
+        }
+        self.since_window_change += 1;
+        if self.since_window_change >= WINDOW_GROWTH_EVERY {
+            self.window += 1;
+            self.since_window_change = 0;
+        }
+    }
+
     /// Whether this peer may hold `unit`, and whether to ask it `Have` first.
     fn may_hold(&self, unit: &Unit) -> Option<bool> {
         match self.have.get(&unit.file) {
@@ -449,7 +487,10 @@ async fn fetch_locked(
             let now = Instant::now();
             for peer in &order {
                 let Some(state) = peers.get_mut(peer) else { continue };
-                if state.bad || state.in_flight >= per_peer_limit || state.busy_until.is_some_and(|t| t > now) {
+                if state.bad
+                    || state.in_flight >= state.limit(per_peer_limit)
+                    || state.busy_until.is_some_and(|t| t > now)
+                {
                     continue;
                 }
                 let pick =
@@ -467,6 +508,19 @@ async fn fetch_locked(
             }
         }
         if inflight.is_empty() {
+            // Everyone who could serve is only backing off after `Busy`: wait for the first of
+            // them rather than search the DHT again.
+            let now = Instant::now();
+            let backing_off = order
+                .iter()
+                .filter_map(|p| peers.get(p))
+                .filter(|s| !s.bad && s.failures < MAX_PEER_FAILURES)
+                .filter_map(|s| s.busy_until.filter(|t| *t > now))
+                .min();
+            if let Some(until) = backing_off {
+                tokio::time::sleep_until(until).await;
+                continue;
+            }
             // Nobody usable holds what is left: look for (more) providers, within the timeout.
             if last_usable.elapsed() > opts.timeout {
                 let u = queue.front().copied();
@@ -514,6 +568,7 @@ async fn fetch_locked(
                     state.have.insert(unit.file, (h, Instant::now()));
                 }
                 state.failures = 0;
+                state.grow_window(per_peer_limit);
                 inner.stats.fetched(&peer.to_string(), len, u64::from(unit.count));
                 *per_peer.entry(peer.to_string()).or_default() += len;
                 done += len;
@@ -539,8 +594,12 @@ async fn fetch_locked(
                 queue.push_front(unit);
             }
             Outcome::Busy => {
-                // Its upload slots are full: leave it alone briefly and ask others meanwhile.
-                state.busy_until = Some(Instant::now() + BUSY_BACKOFF);
+                // Its upload slots are full. Send it no more at once than it is serving us now;
+                // if it serves us nothing (others hold its slots), leave it alone briefly.
+                state.shrink_window();
+                if state.in_flight == 0 {
+                    state.busy_until = Some(Instant::now() + BUSY_BACKOFF);
+                }
                 queue.push_back(unit);
             }
             Outcome::Failed(reason) => {
@@ -907,4 +966,34 @@ fn prepare(
         jobs.push(job);
     }
     Ok((jobs, queue))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_busy_peer_gets_a_smaller_window_that_grows_back_slowly() {
+        let mut peer = PeerState::default();
+        assert_eq!(peer.limit(8), 8, "unlimited until the peer says Busy");
+        // Busy while serving us 3 requests: at most 3 at once from now on.
+        peer.in_flight = 3;
+        peer.shrink_window();
+        assert_eq!(peer.limit(8), 3);
+        // Busy while serving us nothing: still one request allowed (after the back-off).
+        peer.in_flight = 0;
+        peer.shrink_window();
+        assert_eq!(peer.limit(8), 1);
+        for _ in 0..WINDOW_GROWTH_EVERY - 1 {
+            peer.grow_window(8);
+        }
+        assert_eq!(peer.limit(8), 1, "grew too early");
+        peer.grow_window(8);
+        assert_eq!(peer.limit(8), 2);
+        for _ in 0..100 * WINDOW_GROWTH_EVERY {
+            peer.grow_window(8);
+        }
+        assert_eq!(peer.limit(8), 8, "never above the configured number");
+        assert_eq!(peer.limit(4), 4);
+    }
 }

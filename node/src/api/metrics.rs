@@ -21,13 +21,15 @@ pub(crate) async fn metrics(State(state): State<ApiState>) -> Result<Response, A
         Ok((store_bytes, locals.iter().map(|l| l.present).sum::<u64>(), store.manifest_count()?, locals.len()))
     })
     .await?;
-    let rows: [(&str, &str, &str, u64); 13] = [
+    let rows: [(&str, &str, &str, u64); 15] = [
         ("lien_peers", "gauge", "Connected peers.", peers as u64),
         ("lien_bytes_in_total", "counter", "Chunk bytes fetched from peers.", stats.fetched.values().sum()),
         ("lien_bytes_out_total", "counter", "Chunk bytes served to peers.", stats.served.values().sum()),
         ("lien_chunks_fetched_total", "counter", "Chunks fetched and verified.", stats.chunks_fetched),
         ("lien_chunks_served_total", "counter", "Chunks served to peers.", stats.chunks_served),
         ("lien_chunks_rejected_total", "counter", "Chunks that failed verification.", stats.chunks_rejected),
+        ("lien_bulk_bytes_in_total", "counter", "Chunk bytes fetched over the bulk channel.", stats.bulk_fetched),
+        ("lien_bulk_bytes_out_total", "counter", "Chunk bytes served over the bulk channel.", stats.bulk_served),
         ("lien_gossip_accepted_total", "counter", "Gossiped manifests accepted.", stats.gossip_accepted),
         ("lien_gossip_rejected_total", "counter", "Gossiped manifests rejected.", stats.gossip_rejected),
         (

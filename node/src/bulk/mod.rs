@@ -40,11 +40,16 @@ const POOL_BUFFERS: usize = 16;
 const POOL_MAX_CAPACITY: usize = lien_protocol::bulk::MAX_FRAME_LEN;
 
 impl BufferPool {
-    /// A zeroed buffer of `len` bytes, reused when one is free.
+    /// A buffer of `len` bytes to be filled by the caller, reused when one is free (its old
+    /// contents are not cleared).
     pub(crate) fn take(&self, len: usize) -> Vec<u8> {
         let mut buf = self.free.lock().ok().and_then(|mut free| free.pop()).unwrap_or_default();
-        buf.clear();
-        buf.resize(len, 0);
+        // Old bytes may stay: the caller overwrites all `len` of them (read_exact) before use.
+        if buf.len() >= len {
+            buf.truncate(len);
+        } else {
+            buf.resize(len, 0);
+        }
         buf
     }
 

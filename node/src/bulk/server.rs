@@ -149,13 +149,17 @@ async fn serve_connection(inner: Arc<Inner>, server: Arc<BulkServer>, mut stream
     let (mut reader, mut writer) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<Pending>(PIPELINE);
     let write_inner = inner.clone();
+    // A fetcher that asks and never reads would otherwise hold upload slots for ever.
+    let write_timeout = Duration::from_secs(inner.config.request_timeout_secs.max(1));
     let write_task = tokio::spawn(async move {
         while let Some((handle, slot)) = rx.recv().await {
             let response = handle.await.unwrap_or_else(|_| internal());
             let sent = response.payload.len() as u64;
             let mut plaintext = response.payload;
             bulk::append_response_header(&mut plaintext, &response.header)?;
-            write_sealed(&mut writer, &mut sealer, plaintext).await?;
+            tokio::time::timeout(write_timeout, write_sealed(&mut writer, &mut sealer, plaintext))
+                .await
+                .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "the fetcher stopped reading"))??;
             write_inner.stats.bulk_served.fetch_add(sent, std::sync::atomic::Ordering::Relaxed);
             drop(slot);
         }
