@@ -30,7 +30,7 @@ use crate::store::{FileRecord, LocalDataset, LocalKind, StoreError};
 /// Bytes written before they are fsynced and marked present (and so offered to other peers).
 const SYNC_EVERY_BYTES: u64 = 8 << 20;
 /// Age after which a peer's `Have` answer is asked again (partial holders gain chunks).
-const HAVE_REFRESH: Duration = Duration::from_secs(1);
+const HAVE_REFRESH: Duration = Duration::from_millis(250);
 /// How long a peer that answered `Busy` is left alone.
 const BUSY_BACKOFF: Duration = Duration::from_millis(50);
 /// Failures after which a peer is dropped for this fetch.
@@ -269,6 +269,8 @@ struct PeerState {
     /// Answers since the window last changed; the window grows by one every
     /// [`WINDOW_GROWTH_EVERY`] of them, back up to the configured number.
     since_window_change: usize,
+    /// Files this peer holds whole (per its last `Have`): a seed for them.
+    seed_of: std::collections::HashSet<usize>,
 }
 
 /// Successful answers after which a peer's request window grows by one (a probe: if the peer
@@ -301,6 +303,26 @@ impl PeerState {
             self.window += 1;
             self.since_window_change = 0;
         }
+    }
+
+    /// Records the peer's `Have` bitmap for `file` (of `count` chunks).
+    fn record_have(&mut self, file: usize, bitmap: Vec<u8>, count: u64) {
+        if (0..count).all(|i| bit(&bitmap, i)) {
+            self.seed_of.insert(file);
+        } else {
+            self.seed_of.remove(&file);
+        }
+        self.have.insert(file, (bitmap, Instant::now()));
+    }
+
+    /// Whether this peer is usable and known (from its `Have`) to hold `unit` without being a
+    /// seed of the file.
+    fn partial_holder_of(&self, unit: &Unit, now: Instant) -> bool {
+        !self.bad
+            && self.failures < MAX_PEER_FAILURES
+            && self.busy_until.is_none_or(|t| t <= now)
+            && !self.seed_of.contains(&unit.file)
+            && self.may_hold(unit) == Some(false)
     }
 
     /// Whether this peer may hold `unit`, and whether to ask it `Have` first.
@@ -486,19 +508,31 @@ async fn fetch_locked(
             assigned = false;
             let now = Instant::now();
             for peer in &order {
-                let Some(state) = peers.get_mut(peer) else { continue };
+                let Some(state) = peers.get(peer) else { continue };
                 if state.bad
                     || state.in_flight >= state.limit(per_peer_limit)
                     || state.busy_until.is_some_and(|t| t > now)
                 {
                     continue;
                 }
-                let pick =
-                    queue.iter().take(QUEUE_SCAN).enumerate().find_map(|(i, u)| state.may_hold(u).map(|ask| (i, ask)));
+                // A seed (it holds the whole file) is asked only for chunks no partial holder is
+                // known to have: its upload goes to what is rare, and the fetchers of a swarm
+                // trade the rest among themselves (BitTorrent's super-seeding, roughly).
+                let held_elsewhere = |u: &Unit| {
+                    order.iter().any(|p| p != peer && peers.get(p).is_some_and(|s| s.partial_holder_of(u, now)))
+                };
+                let pick = queue.iter().take(QUEUE_SCAN).enumerate().find_map(|(i, u)| {
+                    let ask = state.may_hold(u)?;
+                    if state.seed_of.contains(&u.file) && held_elsewhere(u) {
+                        return None;
+                    }
+                    Some((i, ask))
+                });
                 if let Some((pos, ask)) = pick {
                     let Some(unit) = queue.remove(pos) else { continue };
                     let job = &jobs[unit.file];
                     let ask_have = ask && job.list.as_ref().is_some_and(|l| l.chunk_count() > 1);
+                    let Some(state) = peers.get_mut(peer) else { continue };
                     state.in_flight += 1;
                     assigned = true;
                     let target =
@@ -551,12 +585,23 @@ async fn fetch_locked(
         }
         last_usable = Instant::now();
         let Some((peer, unit, outcome)) = inflight.next().await else { continue };
+        // Whether someone else could take this peer's work now (asked only after `Busy`).
+        let others_usable = matches!(outcome, Outcome::Busy) && {
+            let now = Instant::now();
+            order.iter().any(|p| {
+                *p != peer
+                    && peers.get(p).is_some_and(|s| {
+                        !s.bad && s.failures < MAX_PEER_FAILURES && s.busy_until.is_none_or(|t| t <= now)
+                    })
+            })
+        };
+        let chunk_count = jobs[unit.file].entry.chunk_size.count(jobs[unit.file].entry.size);
         let state = peers.entry(peer).or_default();
         state.in_flight = state.in_flight.saturating_sub(1);
         match outcome {
             Outcome::Corrupt(have) => {
                 if let Some(h) = have {
-                    state.have.insert(unit.file, (h, Instant::now()));
+                    state.record_have(unit.file, h, chunk_count);
                 }
                 tracing::warn!(%peer, file = %jobs[unit.file].entry.path, "peer sent a chunk that does not verify; dropping it");
                 inner.stats.chunks_rejected.fetch_add(1, Ordering::Relaxed);
@@ -565,7 +610,7 @@ async fn fetch_locked(
             }
             Outcome::Written(len, have) => {
                 if let Some(h) = have {
-                    state.have.insert(unit.file, (h, Instant::now()));
+                    state.record_have(unit.file, h, chunk_count);
                 }
                 state.failures = 0;
                 state.grow_window(per_peer_limit);
@@ -584,7 +629,7 @@ async fn fetch_locked(
                 report(done, order.len());
             }
             Outcome::NotHeld(bitmap) => {
-                state.have.insert(unit.file, (bitmap, Instant::now()));
+                state.record_have(unit.file, bitmap, chunk_count);
                 queue.push_front(unit);
             }
             Outcome::Forbidden => {
@@ -594,10 +639,12 @@ async fn fetch_locked(
                 queue.push_front(unit);
             }
             Outcome::Busy => {
-                // Its upload slots are full. Send it no more at once than it is serving us now;
-                // if it serves us nothing (others hold its slots), leave it alone briefly.
+                // Its upload slots are full. Send it no more at once than it is serving us now.
+                // If others could serve (a swarm: spread the load, BitTorrent's choking) or it
+                // serves us nothing, leave it alone briefly; if it is our only source, keep
+                // its remaining slots busy.
                 state.shrink_window();
-                if state.in_flight == 0 {
+                if state.in_flight == 0 || others_usable {
                     state.busy_until = Some(Instant::now() + BUSY_BACKOFF);
                 }
                 queue.push_back(unit);
@@ -995,5 +1042,25 @@ mod tests {
         }
         assert_eq!(peer.limit(8), 8, "never above the configured number");
         assert_eq!(peer.limit(4), 4);
+    }
+
+    #[test]
+    fn a_seed_is_known_from_its_have_and_partial_holders_are_preferred_for_what_they_hold() {
+        let unit = Unit { file: 0, first: 3, count: 1 };
+        let now = Instant::now();
+        let mut seed = PeerState::default();
+        seed.record_have(0, vec![0xff, 0x03], 10);
+        assert!(seed.seed_of.contains(&0), "10 of 10 chunks: a seed");
+        assert!(!seed.partial_holder_of(&unit, now), "a seed is not a partial holder");
+        let mut partial = PeerState::default();
+        partial.record_have(0, vec![0b0000_1000, 0], 10);
+        assert!(!partial.seed_of.contains(&0));
+        assert!(partial.partial_holder_of(&unit, now), "it holds chunk 3");
+        assert!(!partial.partial_holder_of(&Unit { file: 0, first: 4, count: 1 }, now), "not chunk 4");
+        partial.busy_until = Some(now + Duration::from_secs(1));
+        assert!(!partial.partial_holder_of(&unit, now), "a peer backing off after Busy does not count");
+        // A seed that loses a chunk (its Have no longer full) is no longer one.
+        seed.record_have(0, vec![0xff, 0x01], 10);
+        assert!(!seed.seed_of.contains(&0));
     }
 }
