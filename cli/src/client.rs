@@ -76,6 +76,7 @@ impl Api {
         let mut config = lien_node::NodeConfig::load(home)?;
         config.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().context("loopback multiaddr")?];
         config.bootstrap.clear();
+        config.bulk_port = 0; // a temporary node must not take the daemon's ports
         tracing::info!("no daemon runs for {}: using a temporary node", home.display());
         let node = lien_node::Node::start(config).await.map_err(|e| crate::daemon::start_error(home, e))?;
         let listener = match tokio::net::TcpListener::bind(("127.0.0.1", 0)).await {
