@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use lien_node::network::Command;
 use lien_node::{FetchOptions, PublishRequest};
+use lien_protocol::wire::{Request, Response};
 use lien_protocol::{ChunkSize, ContentId, Metadata};
 use lien_tests::{assert_same_tree, make_dataset, wait_for, TestNode};
 
@@ -426,6 +427,17 @@ async fn a_restricted_dataset_is_served_only_to_nodes_of_allowed_organisations()
         .fetch(&id, out.path(), FetchOptions { timeout: Duration::from_secs(20), ..Default::default() })
         .await?;
     assert_same_tree(&data, out.path())?;
+    assert_eq!(finance.node.stats().bulk_fetched, 300_100, "the authorised copy did not take the bulk channel");
+
+    // On the bulk channel the outsider's ticket carries its own identity: chunks refused too.
+    let salaries = m.body().files.inline().context("inline file list")?.iter().find(|f| f.size == 300_000).cloned();
+    let salaries = salaries.context("no salaries.csv in the manifest")?;
+    let (port, token, secret) = bulk_ticket(&outsider, &publisher).await?;
+    let header = bulk_request(port, &token, &secret, Request::Chunks { file: salaries.id, first: 0, count: 1 }).await?;
+    assert!(
+        matches!(header, Response::Error { code: lien_protocol::wire::ErrorCode::Forbidden, .. }),
+        "the bulk channel served a restricted chunk to an outsider: {header:?}"
+    );
 
     let denied = outsider
         .node
@@ -576,6 +588,25 @@ async fn bulk_ticket(asker: &TestNode, server: &TestNode) -> Result<(u16, Vec<u8
         Response::BulkTicket { port, token, secret } => Ok((port, token, secret)),
         other => anyhow::bail!("no ticket: {other:?}"),
     }
+}
+
+/// One sealed request on a fresh bulk connection; returns the response header.
+async fn bulk_request(port: u16, token: &[u8], secret: &[u8], request: Request) -> Result<Response> {
+    use lien_protocol::bulk::{self, Role};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    s.write_all(token).await?;
+    let (mut sealer, mut opener) = bulk::channel(Role::Fetcher, secret)?;
+    let mut frame = request.encode()?;
+    sealer.seal(&mut frame)?;
+    s.write_all(&(frame.len() as u32).to_be_bytes()).await?;
+    s.write_all(&frame).await?;
+    let mut len = [0u8; 4];
+    tokio::time::timeout(Duration::from_secs(15), s.read_exact(&mut len)).await??;
+    let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+    s.read_exact(&mut body).await?;
+    opener.open(&mut body)?;
+    Ok(bulk::split_response(&mut body)?)
 }
 
 /// Reads until the server closes the connection (bounded): true if it sent nothing at all.
