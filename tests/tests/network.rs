@@ -433,7 +433,8 @@ async fn a_restricted_dataset_is_served_only_to_nodes_of_allowed_organisations()
     let salaries = m.body().files.inline().context("inline file list")?.iter().find(|f| f.size == 300_000).cloned();
     let salaries = salaries.context("no salaries.csv in the manifest")?;
     let (port, token, secret) = bulk_ticket(&outsider, &publisher).await?;
-    let header = bulk_request(port, &token, &secret, Request::Chunks { file: salaries.id, first: 0, count: 1 }).await?;
+    let chunk0 = Request::Chunks { file: salaries.id, first: 0, count: 1 };
+    let (header, _) = bulk_request(port, &token, &secret, chunk0).await?;
     assert!(
         matches!(header, Response::Error { code: lien_protocol::wire::ErrorCode::Forbidden, .. }),
         "the bulk channel served a restricted chunk to an outsider: {header:?}"
@@ -578,7 +579,6 @@ async fn chunks_travel_on_the_bulk_channel_and_fall_back_to_libp2p() -> Result<(
 /// Speaks the bulk channel to `server` as `asker` would, from this test: ticket over libp2p,
 /// then a raw TCP connection.
 async fn bulk_ticket(asker: &TestNode, server: &TestNode) -> Result<(u16, Vec<u8>, Vec<u8>)> {
-    use lien_protocol::wire::{Request, Response};
     let ticket = asker
         .node
         .network()
@@ -590,8 +590,8 @@ async fn bulk_ticket(asker: &TestNode, server: &TestNode) -> Result<(u16, Vec<u8
     }
 }
 
-/// One sealed request on a fresh bulk connection; returns the response header.
-async fn bulk_request(port: u16, token: &[u8], secret: &[u8], request: Request) -> Result<Response> {
+/// One sealed request on a fresh bulk connection; returns the response header and payload.
+async fn bulk_request(port: u16, token: &[u8], secret: &[u8], request: Request) -> Result<(Response, Vec<u8>)> {
     use lien_protocol::bulk::{self, Role};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
@@ -606,7 +606,8 @@ async fn bulk_request(port: u16, token: &[u8], secret: &[u8], request: Request) 
     let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
     s.read_exact(&mut body).await?;
     opener.open(&mut body)?;
-    Ok(bulk::split_response(&mut body)?)
+    let header = bulk::split_response(&mut body)?;
+    Ok((header, body))
 }
 
 /// Reads until the server closes the connection (bounded): true if it sent nothing at all.
@@ -620,8 +621,7 @@ async fn closed_without_a_word(stream: &mut tokio::net::TcpStream) -> Result<boo
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_bulk_channel_admits_only_ticket_holders_and_authentic_frames() -> Result<()> {
     use lien_protocol::bulk::{self, Role};
-    use lien_protocol::wire::{Request, Response};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let a = TestNode::start(&[]).await?;
     let b = TestNode::start(&[&a]).await?;
     b.wait_peers(1).await?;
@@ -638,19 +638,7 @@ async fn the_bulk_channel_admits_only_ticket_holders_and_authentic_frames() -> R
     assert!(closed_without_a_word(&mut s).await?, "a wrong token was answered");
 
     // The real ticket: a sealed request gets chunk 1, which verifies against the published file.
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-    s.write_all(&token).await?;
-    let (mut sealer, mut opener) = bulk::channel(Role::Fetcher, &secret)?;
-    let mut frame = chunks.encode()?;
-    sealer.seal(&mut frame)?;
-    s.write_all(&(frame.len() as u32).to_be_bytes()).await?;
-    s.write_all(&frame).await?;
-    let mut len = [0u8; 4];
-    tokio::time::timeout(Duration::from_secs(15), s.read_exact(&mut len)).await??;
-    let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
-    s.read_exact(&mut body).await?;
-    opener.open(&mut body)?;
-    let header = bulk::split_response(&mut body)?;
+    let (header, body) = bulk_request(port, &token, &secret, chunks.clone()).await?;
     assert!(matches!(header, Response::Chunks { first: 1, count: 1, .. }), "{header:?}");
     let original = std::fs::read(data.join("f.bin"))?;
     assert_eq!(body, original[1 << 16..2 << 16]);
