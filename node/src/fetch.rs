@@ -354,12 +354,31 @@ pub(crate) async fn fetch(
     root: &Path,
     opts: FetchOptions,
 ) -> Result<FetchReport, FetchError> {
-    let lock = {
-        let mut locks = inner.fetch_locks.lock().map_err(|_| FetchError::Task("fetch lock poisoned".into()))?;
-        locks.entry(id).or_default().clone()
+    let lock = dataset_lock(inner, id)?;
+    let result = {
+        let _guard = lock.lock().await;
+        fetch_locked(inner, id, root, opts, None).await
     };
-    let _guard = lock.lock().await;
-    fetch_locked(inner, id, root, opts, None).await
+    release_dataset_lock(inner, id, lock);
+    result
+}
+
+/// The lock that keeps fetches of one dataset from interleaving.
+fn dataset_lock(inner: &Arc<Inner>, id: ContentId) -> Result<Arc<tokio::sync::Mutex<()>>, FetchError> {
+    let mut locks = inner.fetch_locks.lock().map_err(|_| FetchError::Task("fetch lock poisoned".into()))?;
+    Ok(locks.entry(id).or_default().clone())
+}
+
+/// Drops the dataset's lock from the map when nobody else holds or waits for it, so a
+/// long-running daemon does not keep one entry per dataset it ever fetched.
+fn release_dataset_lock(inner: &Arc<Inner>, id: ContentId, lock: Arc<tokio::sync::Mutex<()>>) {
+    if let Ok(mut locks) = inner.fetch_locks.lock() {
+        drop(lock);
+        // The map's own reference is the only one left: no fetch of this dataset runs or waits.
+        if locks.get(&id).is_some_and(|l| Arc::strong_count(l) == 1) {
+            locks.remove(&id);
+        }
+    }
 }
 
 /// Chunks `first..=last` of one file of a dataset: what the HTTP gateway needs to answer a Range
@@ -384,12 +403,13 @@ pub(crate) async fn fetch_range(
     opts: FetchOptions,
     only: ChunkRange,
 ) -> Result<FetchReport, FetchError> {
-    let lock = {
-        let mut locks = inner.fetch_locks.lock().map_err(|_| FetchError::Task("fetch lock poisoned".into()))?;
-        locks.entry(id).or_default().clone()
+    let lock = dataset_lock(inner, id)?;
+    let result = {
+        let _guard = lock.lock().await;
+        fetch_locked(inner, id, root, opts, Some(only)).await
     };
-    let _guard = lock.lock().await;
-    fetch_locked(inner, id, root, opts, Some(only)).await
+    release_dataset_lock(inner, id, lock);
+    result
 }
 
 async fn fetch_locked(
