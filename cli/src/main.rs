@@ -132,6 +132,9 @@ pub struct DaemonArgs {
     /// Address of the HTTP API (replaces [api] listen).
     #[arg(long, value_name = "ADDR")]
     pub api: Option<std::net::SocketAddr>,
+    /// TCP port of the bulk data channel (replaces [node] bulk_port; 0 = any free port).
+    #[arg(long, value_name = "PORT")]
+    pub bulk_port: Option<u16>,
 }
 
 /// `lien publish`

@@ -98,7 +98,7 @@ impl Scene {
         let home_path = self.path(home);
         let log = self.path(&format!("{home}-daemon-{}.log", SERIAL.fetch_add(1, Ordering::Relaxed)));
         let child = base_command(&home_path)
-            .args(["daemon", "--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0"])
+            .args(["daemon", "--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0", "--bulk-port", "0"])
             .args(extra)
             .env("RUST_LOG", "info,libp2p=warn")
             .stdin(Stdio::null())
@@ -336,13 +336,15 @@ fn daemon_writes_daemon_json_when_ready_and_removes_it_on_sigterm() -> Result<()
 fn a_second_daemon_on_the_same_home_is_refused() -> Result<()> {
     let scene = Scene::new()?;
     let d = scene.daemon("home", &[])?;
-    let r = scene.lien("home", &["daemon", "--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0"])?;
+    let r = scene
+        .lien("home", &["daemon", "--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0", "--bulk-port", "0"])?;
     r.fails(1, "already running")?;
     let still: Value = serde_json::from_str(&std::fs::read_to_string(d.home.join("daemon.json"))?)?;
     ensure!(still == d.info, "the refused daemon touched daemon.json");
     // The store lock holds even without daemon.json (e.g. a daemon still starting).
     std::fs::rename(d.home.join("daemon.json"), d.home.join("daemon.json.bak"))?;
-    let r = scene.lien("home", &["daemon", "--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0"])?;
+    let r = scene
+        .lien("home", &["daemon", "--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0", "--bulk-port", "0"])?;
     std::fs::rename(d.home.join("daemon.json.bak"), d.home.join("daemon.json"))?;
     r.fails(1, "another lien process is using")?;
     Ok(())
@@ -354,12 +356,19 @@ fn ports_in_use_are_clear_errors() -> Result<()> {
     let taken = std::net::TcpListener::bind("127.0.0.1:0")?;
     let port = taken.local_addr()?.port();
     let api = format!("127.0.0.1:{port}");
-    let r = scene.lien("a", &["daemon", "--listen", "/ip4/127.0.0.1/tcp/0", "--api", &api])?;
+    let r = scene.lien("a", &["daemon", "--listen", "/ip4/127.0.0.1/tcp/0", "--api", &api, "--bulk-port", "0"])?;
     r.fails(1, &format!("cannot listen for the API on {api}"))?;
     let p2p = format!("/ip4/127.0.0.1/tcp/{port}");
-    let r = scene.lien("b", &["daemon", "--listen", &p2p, "--api", "127.0.0.1:0"])?;
+    let r = scene.lien("b", &["daemon", "--listen", &p2p, "--api", "127.0.0.1:0", "--bulk-port", "0"])?;
     r.fails(1, &format!("cannot listen on {p2p}"))?;
-    ensure!(!scene.path("a").join("daemon.json").exists() && !scene.path("b").join("daemon.json").exists());
+    let bulk = port.to_string();
+    let r = scene
+        .lien("c", &["daemon", "--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0", "--bulk-port", &bulk])?;
+    let r = r.fails(1, &format!("port {port}"))?;
+    ensure!(r.stderr.contains("bulk channel") && r.stderr.contains("--bulk-port"), "unclear error: {}", r.stderr);
+    for home in ["a", "b", "c"] {
+        ensure!(!scene.path(home).join("daemon.json").exists(), "{home} left a daemon.json");
+    }
     Ok(())
 }
 

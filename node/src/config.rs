@@ -94,8 +94,8 @@ pub struct NodeConfig {
     /// one. Off, or on a private network, every byte goes over libp2p.
     pub bulk_transfer: bool,
     /// TCP port of the bulk channel listener (0 = any free port; the port travels in tickets,
-    /// so only firewalls care). It listens on the IP of the first TCP listen address; if the
-    /// port is taken, on any free port, with a warning.
+    /// so only firewalls care). It listens on the IP of the first TCP listen address; a taken
+    /// port stops the node from starting, as for its other ports.
     pub bulk_port: u16,
     /// Adversary mode for simulations and tests: serve corrupted chunk bytes. Never set this on
     /// a real node.

@@ -53,19 +53,15 @@ impl std::fmt::Debug for BulkServer {
 }
 
 impl BulkServer {
-    /// Binds the listener on `ip`, at `port` or, if that is taken, at any free port.
+    /// Binds the listener on `ip:port`. A taken port is an error, as for the node's other ports:
+    /// firewalls are opened for the configured one.
     pub(crate) async fn bind(ip: IpAddr, port: u16) -> std::io::Result<(Arc<BulkServer>, TcpListener)> {
-        let listener = match TcpListener::bind(SocketAddr::new(ip, port)).await {
-            Ok(l) => l,
-            Err(e) if port != 0 => {
-                tracing::warn!(
-                    "bulk channel: cannot listen on {ip}:{port} ({e}); using a free port instead \
-                     (set node.bulk_port to choose another fixed one)"
-                );
-                TcpListener::bind(SocketAddr::new(ip, 0)).await?
-            }
-            Err(e) => return Err(e),
-        };
+        let listener = TcpListener::bind(SocketAddr::new(ip, port)).await.map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("port {port}: {e} (set node.bulk_port or `lien daemon --bulk-port`; 0 = any free port)"),
+            )
+        })?;
         let port = listener.local_addr()?.port();
         let server = BulkServer {
             port,
