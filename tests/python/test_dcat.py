@@ -95,3 +95,26 @@ def test_both_serialisations_hold_the_same_triples(net):
     assert len(ld) == len(ttl) > 50
     from rdflib.compare import isomorphic
     assert isomorphic(ld, ttl)
+
+
+HYDRA = Namespace("http://www.w3.org/ns/hydra/core#")
+
+
+@pytest.mark.parametrize("path,fmt", [("/catalog.jsonld", "json-ld"), ("/catalog.ttl", "turtle")])
+def test_large_catalogs_are_paged_with_hydra_links(net, path, fmt):
+    base = net["b"].portal + path
+    first, _ = load(base + "?page=1&page_size=2", fmt)
+    catalog = next(first.subjects(RDF.type, DCAT.Catalog))
+    assert len(list(first.objects(catalog, DCAT.dataset))) == 2
+    view = next(first.subjects(RDF.type, HYDRA.PartialCollectionView))
+    assert int(first.value(view, HYDRA.totalItems)) == 3
+    nxt = first.value(view, HYDRA.next)
+    assert nxt is not None and first.value(view, HYDRA.previous) is None
+    second, _ = load(str(nxt), fmt)
+    catalog2 = next(second.subjects(RDF.type, DCAT.Catalog))
+    page2 = set(second.objects(catalog2, DCAT.dataset))
+    assert len(page2) == 1 and not page2 & set(first.objects(catalog, DCAT.dataset))
+    view2 = next(second.subjects(RDF.type, HYDRA.PartialCollectionView))
+    assert second.value(view2, HYDRA.next) is None and second.value(view2, HYDRA.previous) is not None
+    assert requests.get(base + "?page=0", timeout=30).status_code == 400
+    assert requests.get(base + "?page_size=100000", timeout=30).status_code == 400

@@ -2,6 +2,11 @@
 //! processor needs the internet) and `GET /catalog.ttl` (Turtle). Both are written from one
 //! small graph model, so they always hold the same triples.
 //!
+//! Paged as DCAT-AP recommends for large catalogs (Hydra, as data.europa.eu harvests):
+//! `?page=N&page_size=M` (defaults 1 and [`DEFAULT_PAGE_SIZE`], at most [`MAX_PAGE_SIZE`]);
+//! each page holds the catalog with that page's datasets and a `hydra:PartialCollectionView`
+//! with `hydra:totalItems`, `hydra:first`, `hydra:last` and `hydra:next`/`hydra:previous`.
+//!
 //! - `dcat:Catalog`: `dct:title`, `dct:description`, `dct:publisher`, `foaf:homepage`,
 //!   `dct:modified`, `dcat:dataset`.
 //! - `dcat:Dataset` (one per dataset name, newest version): mandatory `dct:title`,
@@ -13,7 +18,7 @@
 //!   with `spdx:algorithm spdx:checksumAlgorithm_blake3` and the hex `spdx:checksumValue`),
 //!   `dct:format` (EU file-type authority), `dcat:mediaType` (IANA), `dct:license`, `dct:title`.
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
@@ -22,7 +27,12 @@ use super::index::{ckan_name, format_of};
 use super::{base_url, download_url, iso_time, with_index, Detail};
 use crate::api::{ApiError, ApiState};
 
-const PREFIXES: [(&str, &str); 9] = [
+/// Datasets per page when the harvester does not say.
+pub const DEFAULT_PAGE_SIZE: usize = 1000;
+/// Most datasets per page.
+pub const MAX_PAGE_SIZE: usize = 5000;
+
+const PREFIXES: [(&str, &str); 10] = [
     ("dcat", "http://www.w3.org/ns/dcat#"),
     ("dct", "http://purl.org/dc/terms/"),
     ("foaf", "http://xmlns.com/foaf/0.1/"),
@@ -32,7 +42,62 @@ const PREFIXES: [(&str, &str); 9] = [
     ("skos", "http://www.w3.org/2004/02/skos/core#"),
     ("rdfs", "http://www.w3.org/2000/01/rdf-schema#"),
     ("adms", "http://www.w3.org/ns/adms#"),
+    ("hydra", "http://www.w3.org/ns/hydra/core#"),
 ];
+
+/// Which page of the catalog to export.
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
+pub(crate) struct PageQuery {
+    /// 1-based page number.
+    #[serde(default = "first_page")]
+    page: usize,
+    /// Datasets per page.
+    #[serde(default = "default_page_size")]
+    page_size: usize,
+}
+
+fn first_page() -> usize {
+    1
+}
+
+fn default_page_size() -> usize {
+    DEFAULT_PAGE_SIZE
+}
+
+/// A page of the catalog: where it is, how many datasets there are in all, and the page's URL
+/// pattern (`{page}` is replaced by a page number).
+struct Page {
+    number: usize,
+    size: usize,
+    total: usize,
+    url: String,
+}
+
+impl Page {
+    fn last(&self) -> usize {
+        self.total.div_ceil(self.size).max(1)
+    }
+
+    fn url_of(&self, n: usize) -> String {
+        self.url.replace("{page}", &n.to_string())
+    }
+
+    /// The Hydra view of this page.
+    fn view(&self) -> Node {
+        let mut v = Node::new(Term::Iri(self.url_of(self.number)), "hydra:PartialCollectionView");
+        v.add("hydra:totalItems", Term::Lit(self.total.to_string(), Some("xsd:nonNegativeInteger")));
+        v.add("hydra:itemsPerPage", Term::Lit(self.size.to_string(), Some("xsd:nonNegativeInteger")));
+        v.add("hydra:first", Term::Iri(self.url_of(1)));
+        v.add("hydra:last", Term::Iri(self.url_of(self.last())));
+        if self.number > 1 {
+            v.add("hydra:previous", Term::Iri(self.url_of((self.number - 1).min(self.last()))));
+        }
+        if self.number < self.last() {
+            v.add("hydra:next", Term::Iri(self.url_of(self.number + 1)));
+        }
+        v
+    }
+}
 
 /// An RDF term in object position.
 #[derive(Debug, Clone, PartialEq)]
@@ -134,8 +199,11 @@ fn date_term(s: &str) -> Option<Term> {
 }
 
 /// Builds the graph of the catalog.
-fn build(base: &str, title: &str, datasets: &[Detail]) -> Graph {
+fn build(base: &str, title: &str, datasets: &[Detail], page: Option<&Page>) -> Graph {
     let mut g = Graph::default();
+    if let Some(page) = page {
+        g.nodes.push(page.view());
+    }
     let catalog_iri = format!("{base}/catalog");
     let mut catalog = Node::new(Term::Iri(catalog_iri), "dcat:Catalog");
     catalog
@@ -344,31 +412,51 @@ fn to_jsonld(g: &Graph) -> Value {
     json!({"@context": context, "@graph": graph})
 }
 
-async fn graph(state: &ApiState, headers: &HeaderMap) -> Result<Graph, ApiError> {
+async fn graph(state: &ApiState, headers: &HeaderMap, q: PageQuery, path: &str) -> Result<Graph, ApiError> {
+    if q.page == 0 || q.page_size == 0 || q.page_size > MAX_PAGE_SIZE {
+        return Err(ApiError::bad_request(format!(
+            "page starts at 1 and page_size must be 1..={MAX_PAGE_SIZE} (got page={}, page_size={})",
+            q.page, q.page_size
+        )));
+    }
     let base = base_url(state, headers);
     let title = state.portal.settings.title.clone();
+    let url = format!("{base}{path}?page={{page}}&page_size={}", q.page_size);
     with_index(state, move |ix, store| {
-        let mut datasets = Vec::with_capacity(ix.len());
-        for doc in ix.docs() {
+        let total = ix.len();
+        let page = Page { number: q.page, size: q.page_size, total, url };
+        let start = (q.page - 1).saturating_mul(q.page_size);
+        let mut datasets = Vec::with_capacity(q.page_size.min(total));
+        for doc in ix.docs().iter().skip(start).take(q.page_size) {
             if let Some(d) = Detail::load(store, &doc.id)? {
                 datasets.push(d);
             }
         }
-        Ok(build(&base, &title, &datasets))
+        // A catalog that fits one page is exported whole, without a Hydra view.
+        let view = (total > q.page_size || q.page > 1).then_some(&page);
+        Ok(build(&base, &title, &datasets, view))
     })
     .await
 }
 
 /// `GET /catalog.jsonld`
-pub(crate) async fn jsonld(State(state): State<ApiState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let g = graph(&state, &headers).await?;
+pub(crate) async fn jsonld(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Query(q): Query<PageQuery>,
+) -> Result<Response, ApiError> {
+    let g = graph(&state, &headers, q, "/catalog.jsonld").await?;
     let body = serde_json::to_vec_pretty(&to_jsonld(&g)).map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(([(header::CONTENT_TYPE, "application/ld+json; charset=utf-8")], body).into_response())
 }
 
 /// `GET /catalog.ttl`
-pub(crate) async fn turtle(State(state): State<ApiState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let g = graph(&state, &headers).await?;
+pub(crate) async fn turtle(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Query(q): Query<PageQuery>,
+) -> Result<Response, ApiError> {
+    let g = graph(&state, &headers, q, "/catalog.ttl").await?;
     Ok(([(header::CONTENT_TYPE, "text/turtle; charset=utf-8")], to_turtle(&g)).into_response())
 }
 
@@ -389,10 +477,24 @@ mod tests {
         assert_eq!(date_term("2020-01-31"), Some(Term::Lit("2020-01-31".into(), Some("xsd:date"))));
         assert_eq!(date_term("soon"), None);
         assert_eq!(turtle_escape("a\"b\\\n"), "a\\\"b\\\\\\n");
-        let g = build("http://h", "T", &[]);
+        let g = build("http://h", "T", &[], None);
         let ttl = to_turtle(&g);
         assert!(ttl.contains("<http://h/catalog> a dcat:Catalog"));
         let ld = to_jsonld(&g);
         assert_eq!(ld["@graph"][0]["@type"][0], "dcat:Catalog");
+    }
+
+    #[test]
+    fn pages_link_to_their_neighbours() {
+        let url = "http://h/catalog.ttl?page={page}&page_size=10".to_owned();
+        let middle = Page { number: 2, size: 10, total: 25, url: url.clone() };
+        let ttl = to_turtle(&build("http://h", "T", &[], Some(&middle)));
+        assert!(ttl.contains("hydra:totalItems \"25\"^^xsd:nonNegativeInteger"), "{ttl}");
+        assert!(ttl.contains("hydra:last <http://h/catalog.ttl?page=3&page_size=10>"), "{ttl}");
+        assert!(ttl.contains("hydra:previous <http://h/catalog.ttl?page=1&page_size=10>"), "{ttl}");
+        assert!(ttl.contains("hydra:next <http://h/catalog.ttl?page=3&page_size=10>"), "{ttl}");
+        let last = Page { number: 3, size: 10, total: 25, url };
+        let ttl = to_turtle(&build("http://h", "T", &[], Some(&last)));
+        assert!(!ttl.contains("hydra:next"), "{ttl}");
     }
 }
