@@ -58,6 +58,30 @@ pub struct NodeConfig {
     pub max_connections_per_peer: u32,
     /// Most inbound connections from one IP address.
     pub max_connections_per_ip: u32,
+    /// Connections are trimmed once the node is connected to more peers than this: the least
+    /// recently used idle ones are closed until `peer_low_water` remain. Idle means: not in the
+    /// gossip mesh, not an explicit peer, no transfer request in flight either way, and none for
+    /// `idle_peer_secs`. Kademlia dials whoever its lookups visit; without trimming every node
+    /// would end up connected to every other (gossipsub's streams keep connections open).
+    pub peer_high_water: u32,
+    /// Peers kept after trimming (see `peer_high_water`).
+    pub peer_low_water: u32,
+    /// Seconds a connection is left alone after it opens or after its last transfer request.
+    pub idle_peer_secs: u64,
+    /// With fewer connected peers than this, the node redials its bootstrap peers and the peers
+    /// it remembers (and refreshes its DHT routing) every `reconnect_secs`, e.g. after a
+    /// partition heals.
+    pub min_peers: u32,
+    /// Seconds between reconnection checks (see `min_peers`).
+    pub reconnect_secs: u64,
+    /// Seconds between refreshes of the DHT routing table (a Kademlia bootstrap: a lookup of
+    /// the node's own id and of a random id in every bucket, dialling every peer it visits;
+    /// 0 = only at start-up and when the table is nearly empty). rust-libp2p's default is 300.
+    pub dht_refresh_secs: u64,
+    /// Kademlia's k: the size of each routing-table bucket, the number of nodes a provider or
+    /// name record is stored on, and how many closest nodes a lookup must reach (so each
+    /// lookup contacts a little over k peers). libp2p's default is 20.
+    pub dht_k: usize,
     /// Most concurrent transfer streams.
     pub max_concurrent_streams: usize,
     /// Seconds before a transfer request times out.
@@ -116,6 +140,13 @@ impl Default for NodeConfig {
             max_connections: 512,
             max_connections_per_peer: 2,
             max_connections_per_ip: 32,
+            peer_high_water: 48,
+            peer_low_water: 24,
+            idle_peer_secs: 30,
+            min_peers: 4,
+            reconnect_secs: 15,
+            dht_refresh_secs: 1800,
+            dht_k: 20,
             max_concurrent_streams: 256,
             request_timeout_secs: 30,
             fetch_requests_per_peer: 4,
@@ -185,6 +216,18 @@ impl NodeConfig {
         }
         if self.max_connections == 0 || self.max_connections_per_peer == 0 || self.max_connections_per_ip == 0 {
             return bad("max_connections", "must be at least 1");
+        }
+        if self.peer_low_water == 0 || self.peer_high_water < self.peer_low_water {
+            return bad("peer_low_water", "must be at least 1 and at most peer_high_water");
+        }
+        if self.min_peers > self.peer_low_water {
+            return bad("min_peers", "must be at most peer_low_water");
+        }
+        if self.dht_k == 0 || self.dht_k > 64 {
+            return bad("dht_k", "must be 1 to 64");
+        }
+        if self.reconnect_secs == 0 {
+            return bad("reconnect_secs", "must be at least 1");
         }
         if self.fetch_requests_per_peer == 0 || self.fetch_requests_per_peer > 64 {
             return bad("fetch_requests_per_peer", "must be 1 to 64");

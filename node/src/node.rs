@@ -30,6 +30,10 @@ const MAX_INBOUND_IN_FLIGHT: usize = 64;
 const EVENT_CAPACITY: usize = 1024;
 /// Most catalog pages pulled from one peer on connect.
 const MAX_CATALOG_PAGES: u64 = 4096;
+/// Most addresses redialled in one reconnection round.
+const MAX_REDIALS: usize = 16;
+/// How long one redial may take.
+const REDIAL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why the node could not start or an operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -190,6 +194,9 @@ impl Node {
         });
         let dispatcher = tokio::spawn(dispatch(inner.clone(), events_rx));
         let mut tasks = vec![net_task, dispatcher];
+        if inner.config.min_peers > 0 {
+            tasks.push(tokio::spawn(keep_connected(inner.clone())));
+        }
         if let Some((server, listener)) = bulk {
             tasks.push(tokio::spawn(crate::bulk::accept_loop(inner.clone(), server, listener)));
         }
@@ -641,6 +648,51 @@ async fn dispatch(inner: Arc<Inner>, mut events: mpsc::Receiver<NetEvent>) {
                 });
             }
         }
+    }
+}
+
+/// Every `reconnect_secs`, when fewer than `min_peers` peers are connected (after a partition
+/// heals, or when every peer went away): redials the bootstrap and explicit peers and the most
+/// recently seen remembered peers (at most [`MAX_REDIALS`] addresses, each for at most
+/// [`REDIAL_TIMEOUT`]), and refreshes the DHT routing table. A new connection pulls the peer's
+/// catalog, so the node catches up on what it missed. Without this, only Kademlia's periodic
+/// bootstrap (every 5 minutes) would dial anyone.
+async fn keep_connected(inner: Arc<Inner>) {
+    let period = Duration::from_secs(inner.config.reconnect_secs.max(1));
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Ok(peers) = inner.net.peers().await else { return };
+        if peers.len() >= inner.config.min_peers as usize {
+            continue;
+        }
+        let connected: std::collections::HashSet<PeerId> =
+            peers.iter().filter_map(|p| p.peer_id.parse().ok()).collect();
+        let store = inner.store.clone();
+        let remembered = tokio::task::spawn_blocking(move || store.known_peers(MAX_REDIALS))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        let config = &inner.config;
+        let mut addrs: Vec<Multiaddr> = Vec::new();
+        let candidates = config
+            .explicit_peers
+            .iter()
+            .chain(&config.bootstrap)
+            .cloned()
+            .chain(remembered.into_iter().flat_map(|(_, a)| a).filter_map(|a| a.parse::<Multiaddr>().ok()));
+        for addr in candidates {
+            let fresh = network::peer_id_of(&addr).is_some_and(|p| p != inner.net.peer_id() && !connected.contains(&p));
+            if fresh && !addrs.contains(&addr) && addrs.len() < MAX_REDIALS {
+                addrs.push(addr);
+            }
+        }
+        tracing::debug!(connected = peers.len(), redialling = addrs.len(), "few peers: reconnecting");
+        let dials = addrs.into_iter().map(|addr| inner.net.dial(addr, REDIAL_TIMEOUT));
+        let _ = inner.net.send(Command::Bootstrap).await;
+        futures::future::join_all(dials).await;
     }
 }
 

@@ -81,6 +81,12 @@ impl Behaviour {
         kad_config.set_parallelism(NonZeroUsize::new(3).unwrap_or(NonZeroUsize::MIN));
         let reprovide = (config.reprovide_secs > 0).then(|| Duration::from_secs(config.reprovide_secs));
         kad_config.set_provider_publication_interval(reprovide);
+        let k = NonZeroUsize::new(config.dht_k).unwrap_or(NonZeroUsize::MIN);
+        kad_config.set_replication_factor(k);
+        kad_config.set_kbucket_size(k);
+        kad_config.set_periodic_bootstrap_interval(
+            (config.dht_refresh_secs > 0).then(|| Duration::from_secs(config.dht_refresh_secs)),
+        );
         let store = kad::store::MemoryStore::with_config(
             peer_id,
             kad::store::MemoryStoreConfig {

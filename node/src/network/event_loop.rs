@@ -5,6 +5,8 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use futures::StreamExt;
 use libp2p::kad::store::RecordStore;
 use libp2p::kad::{self, GetProvidersOk, GetRecordOk, QueryId, QueryResult, RecordKey};
@@ -22,6 +24,8 @@ use crate::config::NodeConfig;
 
 /// Capacity of the command channel.
 const COMMAND_CAPACITY: usize = 256;
+/// Longest pause between two checks of the connection count against `peer_high_water`.
+const TRIM_EVERY_MAX: Duration = Duration::from_secs(10);
 
 /// Builds the swarm, starts listening and dialing, and spawns the task that owns it.
 /// Events go to `events` (a bounded channel owned by the node).
@@ -59,6 +63,10 @@ pub fn spawn(
         }
     }
     let (tx, rx) = mpsc::channel(COMMAND_CAPACITY);
+    let explicit = config.explicit_peers.iter().filter_map(peer_id_of).collect();
+    let trim_every = Duration::from_secs(config.idle_peer_secs / 3).clamp(Duration::from_secs(1), TRIM_EVERY_MAX);
+    let mut trim_timer = tokio::time::interval_at(Instant::now() + trim_every, trim_every);
+    trim_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let event_loop = EventLoop {
         swarm,
         commands: rx,
@@ -72,6 +80,15 @@ pub fn spawn(
         pending_records: HashMap::new(),
         agents: HashMap::new(),
         connections: HashMap::new(),
+        usage: HashMap::new(),
+        trim: TrimPolicy {
+            high: config.peer_high_water.min(config.max_connections) as usize,
+            low: config.peer_low_water.min(config.peer_high_water).min(config.max_connections) as usize,
+            idle: Duration::from_secs(config.idle_peer_secs),
+            stale: Duration::from_secs(config.request_timeout_secs.saturating_mul(4)),
+            explicit,
+        },
+        trim_timer,
     };
     let task = tokio::spawn(event_loop.run());
     Ok((NetworkHandle { tx, peer_id }, task))
@@ -155,6 +172,59 @@ struct EventLoop {
     agents: HashMap<PeerId, String>,
     /// Remote address of every open connection, per peer.
     connections: HashMap<PeerId, Vec<(libp2p::swarm::ConnectionId, Multiaddr)>>,
+    /// How each connected peer is used, for trimming.
+    usage: HashMap<PeerId, PeerUse>,
+    trim: TrimPolicy,
+    trim_timer: tokio::time::Interval,
+}
+
+/// Transfer use of one connected peer.
+#[derive(Debug, Clone, Copy)]
+struct PeerUse {
+    /// When the first connection opened or a transfer request last went either way.
+    last: Instant,
+    /// Transfer requests in flight, ours and theirs.
+    in_flight: u32,
+}
+
+/// When idle connections are closed (see `NodeConfig::peer_high_water`).
+#[derive(Debug, Clone)]
+struct TrimPolicy {
+    high: usize,
+    low: usize,
+    idle: Duration,
+    /// Requests in flight for longer than this no longer protect a peer (a count that missed its
+    /// end event must not pin a connection forever).
+    stale: Duration,
+    explicit: HashSet<PeerId>,
+}
+
+/// The peers to disconnect: with more than `policy.high` connected, the least recently used of
+/// those not protected (gossip mesh, explicit peers, requests in flight, used within
+/// `policy.idle`), until `policy.low` would remain.
+fn peers_to_trim(
+    connected: &[PeerId],
+    usage: &HashMap<PeerId, PeerUse>,
+    mesh: &HashSet<PeerId>,
+    policy: &TrimPolicy,
+    now: Instant,
+) -> Vec<PeerId> {
+    if connected.len() <= policy.high {
+        return Vec::new();
+    }
+    let mut idle: Vec<(Instant, PeerId)> = connected
+        .iter()
+        .filter(|p| !mesh.contains(p) && !policy.explicit.contains(p))
+        .filter_map(|p| {
+            // A peer with no record yet has just connected: leave it alone.
+            let u = usage.get(p)?;
+            let quiet = now.saturating_duration_since(u.last);
+            let busy = u.in_flight > 0 && quiet < policy.stale;
+            (!busy && quiet >= policy.idle).then_some((u.last, *p))
+        })
+        .collect();
+    idle.sort();
+    idle.into_iter().take(connected.len() - policy.low).map(|(_, p)| p).collect()
 }
 
 fn record_key(id: &lien_protocol::ContentId) -> RecordKey {
@@ -170,9 +240,37 @@ impl EventLoop {
                     Some(cmd) => self.on_command(cmd),
                 },
                 event = self.swarm.select_next_some() => self.on_event(event).await,
+                _ = self.trim_timer.tick() => self.trim_idle(),
             }
         }
         tracing::debug!("network task stopped");
+    }
+
+    /// Closes idle connections beyond the high-water mark (see [`peers_to_trim`]).
+    fn trim_idle(&mut self) {
+        if self.swarm.network_info().num_peers() <= self.trim.high {
+            return;
+        }
+        let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        let mesh: HashSet<PeerId> = self.swarm.behaviour().gossip.all_mesh_peers().copied().collect();
+        let gone = peers_to_trim(&connected, &self.usage, &mesh, &self.trim, Instant::now());
+        tracing::debug!(connected = connected.len(), closing = gone.len(), "trimming idle connections");
+        for peer in gone {
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
+    }
+
+    /// Notes transfer use of `peer`: `delta` requests start (+1) or end (-1). Only connected
+    /// peers (and peers a request is dialling) are tracked.
+    fn used(&mut self, peer: PeerId, delta: i32) {
+        let now = Instant::now();
+        if delta > 0 || self.swarm.is_connected(&peer) {
+            let u = self.usage.entry(peer).or_insert(PeerUse { last: now, in_flight: 0 });
+            u.last = now;
+            u.in_flight = u.in_flight.saturating_add_signed(delta);
+        } else {
+            self.usage.remove(&peer);
+        }
     }
 
     fn on_command(&mut self, cmd: Command) {
@@ -202,6 +300,7 @@ impl EventLoop {
             Command::Request { peer, request, reply } => {
                 let id = swarm.behaviour_mut().transfer.send_request(&peer, request);
                 self.pending_requests.insert(id, reply);
+                self.used(peer, 1);
             }
             Command::Respond { slot, response } => {
                 if swarm.behaviour_mut().transfer.send_response(slot.0, response).is_err() {
@@ -269,6 +368,11 @@ impl EventLoop {
                 let addrs = swarm.listeners().map(|a| a.clone().with_p2p(me).unwrap_or_else(|a| a)).collect();
                 let _ = reply.send(addrs);
             }
+            Command::Bootstrap => {
+                if let Err(e) = swarm.behaviour_mut().kad.bootstrap() {
+                    tracing::debug!("dht bootstrap: {e}");
+                }
+            }
             Command::Shutdown => {}
         }
     }
@@ -290,6 +394,7 @@ impl EventLoop {
                     .entry(peer_id)
                     .or_default()
                     .push((connection_id, endpoint.get_remote_address().clone()));
+                self.usage.entry(peer_id).or_insert(PeerUse { last: Instant::now(), in_flight: 0 });
                 if let Some(waiters) = self.pending_dials.remove(&peer_id) {
                     for w in waiters {
                         let _ = w.send(Ok(peer_id));
@@ -300,7 +405,10 @@ impl EventLoop {
                     self.emit(NetEvent::Connected { peer: peer_id, addr }).await;
                 }
             }
-            SwarmEvent::ConnectionClosed { peer_id, connection_id, .. } => {
+            SwarmEvent::ConnectionClosed { peer_id, connection_id, num_established, .. } => {
+                if num_established == 0 {
+                    self.usage.remove(&peer_id);
+                }
                 if let Some(list) = self.connections.get_mut(&peer_id) {
                     list.retain(|(id, _)| *id != connection_id);
                     if list.is_empty() {
@@ -365,23 +473,27 @@ impl EventLoop {
         match event {
             request_response::Event::Message { peer, message, .. } => match message {
                 request_response::Message::Request { request, channel, .. } => {
+                    self.used(peer, 1);
                     self.emit(NetEvent::Inbound { peer, request, channel: ResponseSlot(channel) }).await;
                 }
                 request_response::Message::Response { request_id, response } => {
+                    self.used(peer, -1);
                     if let Some(reply) = self.pending_requests.remove(&request_id) {
                         let _ = reply.send(Ok(response));
                     }
                 }
             },
             request_response::Event::OutboundFailure { peer, request_id, error, .. } => {
+                self.used(peer, -1);
                 if let Some(reply) = self.pending_requests.remove(&request_id) {
                     let _ = reply.send(Err(NetError::Request { peer, reason: error.to_string() }));
                 }
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
+                self.used(peer, -1);
                 tracing::debug!(%peer, "inbound transfer failed: {error}");
             }
-            request_response::Event::ResponseSent { .. } => {}
+            request_response::Event::ResponseSent { peer, .. } => self.used(peer, -1),
         }
     }
 
@@ -450,4 +562,56 @@ impl EventLoop {
 /// Addresses worth remembering for a peer: anything but unspecified (0.0.0.0) ones.
 fn is_dialable(addr: &Multiaddr) -> bool {
     !addr.iter().any(|p| matches!(p, libp2p::multiaddr::Protocol::Ip4(ip) if ip.is_unspecified()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(high: usize, low: usize, explicit: &[PeerId]) -> TrimPolicy {
+        TrimPolicy {
+            high,
+            low,
+            idle: Duration::from_secs(30),
+            stale: Duration::from_secs(120),
+            explicit: explicit.iter().copied().collect(),
+        }
+    }
+
+    #[test]
+    fn trimming_closes_the_least_recently_used_idle_peers_down_to_the_low_mark() {
+        let now = Instant::now() + Duration::from_secs(1000);
+        let peers: Vec<PeerId> = (0..10).map(|_| PeerId::random()).collect();
+        let mut usage = HashMap::new();
+        // Peer i was last used 500 - 10 i seconds before `now`: peer 0 longest ago.
+        for (i, p) in peers.iter().enumerate() {
+            usage.insert(*p, PeerUse { last: now - Duration::from_secs(500 - 10 * i as u64), in_flight: 0 });
+        }
+        let none = HashSet::new();
+        // At or under the high mark nothing is closed.
+        assert!(peers_to_trim(&peers, &usage, &none, &policy(10, 4, &[]), now).is_empty());
+        // Over it: down to the low mark, oldest first.
+        let gone = peers_to_trim(&peers, &usage, &none, &policy(8, 4, &[]), now);
+        assert_eq!(gone, peers[..6].to_vec());
+    }
+
+    #[test]
+    fn mesh_explicit_busy_and_recently_used_peers_are_kept() {
+        let now = Instant::now() + Duration::from_secs(1000);
+        let peers: Vec<PeerId> = (0..8).map(|_| PeerId::random()).collect();
+        let old = now - Duration::from_secs(300);
+        let mut usage: HashMap<PeerId, PeerUse> =
+            peers.iter().map(|p| (*p, PeerUse { last: old, in_flight: 0 })).collect();
+        let mesh: HashSet<PeerId> = [peers[0]].into_iter().collect();
+        // peers[1] explicit; peers[2] has a request in flight (recent); peers[3] was used 5 s
+        // ago; peers[4] has a request "in flight" for far longer than requests can last; peers[5]
+        // has no record (it just connected).
+        usage.insert(peers[2], PeerUse { last: now - Duration::from_secs(60), in_flight: 2 });
+        usage.insert(peers[3], PeerUse { last: now - Duration::from_secs(5), in_flight: 0 });
+        usage.insert(peers[4], PeerUse { last: now - Duration::from_secs(200), in_flight: 1 });
+        usage.remove(&peers[5]);
+        let gone: HashSet<PeerId> =
+            peers_to_trim(&peers, &usage, &mesh, &policy(1, 1, &[peers[1]]), now).into_iter().collect();
+        assert_eq!(gone, [peers[4], peers[6], peers[7]].into_iter().collect::<HashSet<_>>());
+    }
 }

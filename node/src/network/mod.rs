@@ -148,6 +148,8 @@ pub enum Command {
     GossipStanding { peer: PeerId, reply: oneshot::Sender<(Option<f64>, bool)> },
     /// Current listen addresses (with `/p2p/<self>`).
     ListenAddrs { reply: oneshot::Sender<Vec<Multiaddr>> },
+    /// Refresh the DHT routing table (a Kademlia bootstrap), e.g. after a partition healed.
+    Bootstrap,
     /// Stop the task.
     Shutdown,
 }
