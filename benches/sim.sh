@@ -8,21 +8,25 @@
 # down everywhere, one publisher, a 4 MiB dataset in 256 KiB chunks, everyone fetches on
 # announcement, 600 s of virtual time. Stops at the first N over the budget.
 #
-# Usage: benches/sim.sh        env: REAL_NS="32 64 96 128 192 256 300" REAL_MIB=4 REAL_BUDGET_S=300
-#                                   REAL_VIRTUAL_S=600 SKIP_MODEL=1
+# Usage: benches/sim.sh        env: REAL_NS="64 128 300 500 700 1000" REAL_MIB=4 REAL_BUDGET_S=300
+#                                   REAL_VIRTUAL_S=600 SKIP_MODEL=1 LIEN_SIM_BIN=path
 # The simulations workspace is built in its dev profile (every crate at opt-level 2, see
 # simulations/Cargo.toml), in $CARGO_TARGET_DIR or simulations/target.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
-REAL_NS=${REAL_NS:-"32 64 96 128 192 256 300"}
+REAL_NS=${REAL_NS:-"64 128 300 500 700 1000"}
 REAL_MIB=${REAL_MIB:-4}
 REAL_BUDGET_S=${REAL_BUDGET_S:-300}
 REAL_VIRTUAL_S=${REAL_VIRTUAL_S:-600}
 OUT=${OUT:-target/lien-sim-bench}
 mkdir -p "$OUT"
-cargo build --manifest-path simulations/Cargo.toml --bins >&2
-BIN=${CARGO_TARGET_DIR:-simulations/target}/debug/lien-sim
+if [ -n "${LIEN_SIM_BIN:-}" ]; then
+  BIN=$LIEN_SIM_BIN # a binary built earlier (e.g. a copy, so that builds meanwhile do not replace it)
+else
+  cargo build --manifest-path simulations/Cargo.toml --bins >&2
+  BIN=${CARGO_TARGET_DIR:-simulations/target}/debug/lien-sim
+fi
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), commit $(git rev-parse --short HEAD)"
 
 if [ -z "${SKIP_MODEL:-}" ]; then
@@ -73,9 +77,11 @@ r = json.load(open(sys.argv[5]))[0]
 wall = float(sys.argv[3]) - float(sys.argv[2])
 rss = int(open(sys.argv[4]).read().split()[-1]) / 1024
 deg = [len(c) for c in r["connections"]]
+deg_end = [len(c) for c in r["connections_end"]]
 done = [x for x in r["fetch_s"] if x is not None]
 print(f"N={d['nodes']}: {wall:.1f} s wall for {r['virtual_s']:.0f} s virtual (start-up {r['startup_wall_s']:.1f} s wall), "
-      f"peak RSS {rss:.0f} MiB, {sum(deg)/len(deg):.1f} connections per node, "
+      f"peak RSS {rss:.0f} MiB, connections per node {sum(deg)/len(deg):.1f} at time 0 (max {max(deg)}), "
+      f"{sum(deg_end)/len(deg_end):.1f} at the end (max {max(deg_end)}), "
       f"announcement {d['announce_delivered_fraction']['mean']*100:.0f}% of nodes, "
       f"fetches {len(done)}/{len(r['fetch_s'])} done ({r['verified']} verified), "
       f"publisher uploaded {d['publisher_upload_copies']['mean']:.1f} copies")

@@ -9,7 +9,8 @@
 //! `spawn_blocking` work keeps the clock from advancing while it runs.
 //!
 //! One run: the nodes start one after another, each bootstrapping to up to eight overlay
-//! neighbours already up; when all are connected and a few gossip heartbeats have passed, the
+//! neighbours already up; when all are connected and the connections Kademlia's start-up
+//! lookups opened have gone idle and been trimmed (twice `idle_peer_secs` plus 5 s), the
 //! publisher publishes a random dataset (time 0). Each node's catalog is watched; a fetcher
 //! starts its fetch when its catalog holds the manifest (`fetch_start = "on-announce"`, plus
 //! its random delay) or at `fetch_at_ms`. Cuts and churn follow the scenario's clock from time
@@ -55,6 +56,9 @@ pub struct RealRun {
     /// Who was connected to whom at time 0 (symmetric adjacency lists): the overlay the model is
     /// given when it is calibrated against this run.
     pub connections: Vec<Vec<u32>>,
+    /// Who was connected to whom when the run ended (after the nodes trimmed idle connections;
+    /// nodes down at the end have none).
+    pub connections_end: Vec<Vec<u32>>,
     /// Per fetcher (node index): when its fetch started, seconds from time 0.
     pub fetch_start_s: Vec<(usize, Option<f64>)>,
     /// Per fetcher: seconds the fetch took (start to completion), `None` if it did not complete.
@@ -96,6 +100,14 @@ fn config(scn: &Scenario, home: &Path, v: usize, bootstrap: Vec<Multiaddr>) -> N
     c.bootstrap = bootstrap;
     c.hash_threads = 1;
     c.reprovide_secs = 0;
+    c.dht_k = scn.protocol.kad.k.clamp(1, 64);
+    let cn = &scn.protocol.connections;
+    c.peer_high_water = cn.high_water.unwrap_or(c.peer_high_water);
+    c.peer_low_water = cn.low_water.unwrap_or(c.peer_low_water).min(c.peer_high_water);
+    c.idle_peer_secs = cn.idle_s.unwrap_or(c.idle_peer_secs);
+    c.min_peers = cn.min_peers.unwrap_or(c.min_peers).min(c.peer_low_water);
+    c.reconnect_secs = cn.reconnect_s.unwrap_or(c.reconnect_secs);
+    c.dht_refresh_secs = cn.dht_refresh_s.unwrap_or(c.dht_refresh_secs);
     // All traffic on the simulated network: no side channel over real TCP.
     c.bulk_transfer = false;
     c
@@ -238,7 +250,16 @@ pub async fn run(scn: &Scenario, topo: &Topology, seed: u64, progress: &(dyn Fn(
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    progress(&format!(
+        "{n} nodes connected: {:.1} s virtual, {:.1} s wall; settling",
+        t.elapsed().as_secs_f64(),
+        wall.elapsed().as_secs_f64()
+    ));
+    // Then let the network settle: Kademlia's start-up lookups connect nodes to many others;
+    // those connections go idle and are trimmed (`idle_peer_secs`, checked every third of it)
+    // before anything is published, as in a network that has been running for a while.
+    let idle = config(scn, &homes[0], 0, Vec::new()).idle_peer_secs;
+    tokio::time::sleep(Duration::from_secs(5).max(Duration::from_secs(idle * 2 + 5))).await;
     let startup_s = t.elapsed().as_secs_f64();
     let startup_wall_s = wall.elapsed().as_secs_f64();
     let connections = connection_graph(&slots, &peer_ids).await?;
@@ -389,6 +410,7 @@ pub async fn run(scn: &Scenario, topo: &Topology, seed: u64, progress: &(dyn Fn(
         tokio::time::sleep(step.min(end.saturating_duration_since(now))).await;
     }
     let virtual_s = t0.elapsed().as_secs_f64();
+    let connections_end = connection_graph(&slots, &peer_ids).await?;
     let publisher_served =
         slot_node(&slots, publisher).map_or(0, |p| p.stats().served.values().sum::<u64>() - served_before);
     for d in drivers {
@@ -426,6 +448,7 @@ pub async fn run(scn: &Scenario, topo: &Topology, seed: u64, progress: &(dyn Fn(
         startup_wall_s,
         path_latency_s: path_latencies(n, &net, publisher),
         connections,
+        connections_end,
         announce_s: announce,
         fetch_start_s: fetchers.iter().map(|&v| (v, started[v])).collect(),
         fetch_s: fetchers.iter().map(|&v| started[v].zip(finished[v]).map(|(a, b)| b - a)).collect(),

@@ -170,6 +170,27 @@ pub struct ProtocolSection {
     pub kad: KadSection,
     /// Chunk transfer.
     pub transfer: TransferSection,
+    /// The real nodes' connection management (real-code mode only; unset keys keep the node's
+    /// defaults from `lien.toml`).
+    pub connections: ConnectionsSection,
+}
+
+/// `[protocol.connections]`: `lien-node`'s connection settings for real-code runs.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectionsSection {
+    /// `peer_high_water`: above this many peers, idle connections are closed.
+    pub high_water: Option<u32>,
+    /// `peer_low_water`: peers kept after trimming.
+    pub low_water: Option<u32>,
+    /// `idle_peer_secs`: seconds without transfer before a connection counts as idle.
+    pub idle_s: Option<u64>,
+    /// `min_peers`: below this many peers the node redials bootstrap and remembered peers.
+    pub min_peers: Option<u32>,
+    /// `reconnect_secs`: seconds between those checks.
+    pub reconnect_s: Option<u64>,
+    /// `dht_refresh_secs`: seconds between Kademlia routing-table refreshes (0 = never).
+    pub dht_refresh_s: Option<u64>,
 }
 
 /// How announcements spread.
@@ -278,6 +299,21 @@ pub struct TransferSection {
     pub order: ChunkOrder,
     /// Whether a fetcher also asks its overlay neighbours (partial holders serve).
     pub ask_neighbours: bool,
+    /// How the model shares a host's upload and download among concurrent chunk responses.
+    pub sharing: Sharing,
+}
+
+/// How the model shares a pipe among the chunk responses crossing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Sharing {
+    /// Processor sharing of each upload among the responses it is sending, as interleaved TCP
+    /// streams and the simulated network's segments do; what the calibration against the real
+    /// code uses (`docs/simulation.md`).
+    Fair,
+    /// Whole chunks one after another in request order (the default: it keeps the swarm within
+    /// the published 2× of the fluid bound at N = 1,000, which fair sharing does not).
+    Fifo,
 }
 
 impl Default for TransferSection {
@@ -292,6 +328,7 @@ impl Default for TransferSection {
             provider_refresh_ms: 5_000.0,
             order: ChunkOrder::Random,
             ask_neighbours: true,
+            sharing: Sharing::Fifo,
         }
     }
 }
@@ -511,6 +548,15 @@ impl Scenario {
         }
         if !(pos(tr.request_timeout_ms) && pos(tr.retry_ms) && pos(tr.provider_refresh_ms)) {
             return bad("protocol.transfer: request_timeout_ms, retry_ms, provider_refresh_ms must be > 0");
+        }
+        let cn = &self.protocol.connections;
+        if cn.low_water == Some(0) || cn.high_water == Some(0) || cn.reconnect_s == Some(0) {
+            return bad("protocol.connections: low_water, high_water, reconnect_s must be >= 1");
+        }
+        if let (Some(lo), Some(hi)) = (cn.low_water, cn.high_water) {
+            if lo > hi {
+                return bad("protocol.connections: low_water must be <= high_water");
+            }
         }
         let w = &self.workload;
         if !pos(w.dataset_mib) || w.dataset_mib > 1e7 {

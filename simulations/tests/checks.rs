@@ -262,6 +262,7 @@ fn bad_scenarios_are_rejected_with_the_field_named() -> Result<()> {
         ("[churn]\nfraction = 0.5", "mean_up_s"),
         ("[[cut]]\na = \"all\"\nb = \"all\"\nfrom_s = 5\nto_s = 1", "from_s"),
         ("[adversary]\nbad_chunks = 2", "adversary"),
+        ("[protocol.connections]\nlow_water = 9\nhigh_water = 8", "low_water"),
     ] {
         let err = match Scenario::parse(text) {
             Ok(_) => anyhow::bail!("{text:?} was accepted"),

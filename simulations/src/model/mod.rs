@@ -10,9 +10,14 @@
 //! - chunked swarm download: each fetcher keeps up to `max_sources` sources with
 //!   `requests_per_peer` requests each; sources are DHT providers and overlay neighbours holding
 //!   chunks (their "have" bitmap assumed fresh); servers answer `busy` past `max_inflight_serve`.
-//!   Every host has an upload pipe and a download pipe, each serialising chunks at its capacity;
-//!   a chunk arrives when both the sender's upload and the receiver's download of it are done
-//!   and the last byte has crossed the link. This never beats the fluid bound (tests check it);
+//!   Every host has an upload pipe and a download pipe. With `sharing = "fair"` a host's upload is shared equally by the chunk responses it is sending (processor
+//!   sharing, re-computed whenever one starts or ends), and the receiver's download pipe then
+//!   takes each chunk in turn (from one latency after its first byte left, at the download
+//!   rate); with `"fifo"` (the default, and always in the portal baseline, which has no
+//!   upload cap) both
+//!   pipes serialise whole chunks in request order. A chunk arrives
+//!   when both are done and its last byte has crossed the link. Neither beats the fluid bound
+//!   (tests check it);
 //! - the central-portal baseline: the publisher uploads once to the portal and every fetcher
 //!   downloads from the portal only;
 //! - churn (on/off, crashes), link cuts between groups, adversaries that serve bad chunks (banned
@@ -32,7 +37,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use crate::scenario::{ChunkOrder, FetchStart, GossipMode, Scenario, ScenarioError};
+use crate::scenario::{ChunkOrder, FetchStart, GossipMode, Scenario, ScenarioError, Sharing};
 use crate::topology::{Overlay, Topology};
 
 /// Which world a record comes from.
@@ -187,6 +192,8 @@ enum Ev {
     Refill { node: u32 },
     Refresh { node: u32 },
     ChunkDone { fetcher: u32, source: u32, chunk: u32, ef: u32, es: u32, outcome: Outcome },
+    FlowStart { flow: u32 },
+    FlowEnd { flow: u32, ver: u32 },
     ProviderReady { node: u32 },
     Down { node: u32, permanent: bool },
     Up { node: u32 },
@@ -214,6 +221,30 @@ impl Ord for Entry {
     fn cmp(&self, o: &Self) -> std::cmp::Ordering {
         (self.t, self.seq).cmp(&(o.t, o.seq))
     }
+}
+
+/// One chunk response under fair sharing: from its arrival at the source until its last byte
+/// left the source, it takes an equal share of the source's upload.
+#[derive(Debug, Clone, Default)]
+struct Flow {
+    fetcher: u32,
+    source: u32,
+    chunk: u32,
+    ef: u32,
+    es: u32,
+    /// Bytes still to send at `since`.
+    left: f64,
+    /// Current rate, bytes per second.
+    rate: f64,
+    since: f64,
+    /// Bumped on every reschedule; `FlowEnd` events of older versions are stale.
+    ver: u32,
+    /// One-way latency source → fetcher, seconds.
+    lat: f64,
+    /// When it started sending.
+    started: f64,
+    /// Bytes in all.
+    size: f64,
 }
 
 const VIA: [&str; 5] = ["origin", "mesh", "ihave", "catch-up", "push"];
@@ -283,6 +314,11 @@ struct Sim<'a> {
     have_n: Vec<u32>,
     up_free: Vec<f64>,
     down_free: Vec<f64>,
+    flows: Vec<Flow>,
+    free_flows: Vec<u32>,
+    /// Per host: the flows using its upload / its download.
+    up_flows: Vec<Vec<u32>>,
+    down_flows: Vec<Vec<u32>>,
     serving: Vec<u32>,
     up_bytes: Vec<u64>,
     down_bytes: Vec<u64>,
@@ -863,6 +899,37 @@ impl<'a> Sim<'a> {
         self.serving[s as usize] += 1;
         let size = self.chunk_size(c);
         let arrive = self.now + l;
+        // The portal baseline keeps FIFO pipes: it has no upload cap, so fair sharing would
+        // re-rate every one of its N responses at every start and end (N² work).
+        if self.scn.protocol.transfer.sharing == Sharing::Fair && self.world == World::P2p {
+            let flow = Flow {
+                fetcher: d,
+                source: s,
+                chunk,
+                ef,
+                es,
+                left: size,
+                rate: 0.0,
+                since: arrive,
+                ver: 0,
+                lat: l,
+                started: arrive,
+                size,
+            };
+            let id = match self.free_flows.pop() {
+                Some(id) => {
+                    let ver = self.flows[id as usize].ver.wrapping_add(1);
+                    self.flows[id as usize] = Flow { ver, ..flow };
+                    id
+                }
+                None => {
+                    self.flows.push(flow);
+                    (self.flows.len() - 1) as u32
+                }
+            };
+            self.push(arrive, Ev::FlowStart { flow: id });
+            return;
+        }
         let start_up = arrive.max(self.up_free[s as usize]);
         let up_end = start_up + size / self.topo.hosts[s as usize].up_bps;
         self.up_free[s as usize] = up_end;
@@ -870,6 +937,95 @@ impl<'a> Sim<'a> {
         self.down_free[d as usize] = down_end;
         let finish = (up_end + l).max(down_end);
         self.push(finish, Ev::ChunkDone { fetcher: d, source: s, chunk, ef, es, outcome: Outcome::Served });
+    }
+
+    /// A response reaches its source: it starts taking its shares (or, if either end went down
+    /// meanwhile, ends at once and `on_chunk_done` sorts out what that means).
+    fn on_flow_start(&mut self, id: u32) {
+        let f = &self.flows[id as usize];
+        let (s, d) = (f.source as usize, f.fetcher as usize);
+        if self.epoch[s] != f.es || self.epoch[d] != f.ef {
+            self.finish_flow(id, 0.0);
+            return;
+        }
+        let now = self.now;
+        let f = &mut self.flows[id as usize];
+        f.since = now;
+        f.started = now;
+        self.up_flows[s].push(id);
+        self.down_flows[d].push(id);
+        self.reshare(s);
+    }
+
+    /// Re-computes the rates of the flows through `s`'s upload (an equal share each) and
+    /// reschedules the ends of those whose rate changed.
+    fn reshare(&mut self, s: usize) {
+        let rate = self.topo.hosts[s].up_bps / self.up_flows[s].len().max(1) as f64;
+        let now = self.now;
+        for i in 0..self.up_flows[s].len() {
+            let id = self.up_flows[s][i];
+            let f = &mut self.flows[id as usize];
+            if (rate - f.rate).abs() <= 1e-9 * rate {
+                continue;
+            }
+            f.left = (f.left - f.rate * (now - f.since)).max(0.0);
+            f.since = now;
+            f.rate = rate;
+            f.ver = f.ver.wrapping_add(1);
+            let (at, ver) = (now + f.left / rate, f.ver);
+            self.push(at, Ev::FlowEnd { flow: id, ver });
+        }
+    }
+
+    /// The last byte of a flow left its source (if `ver` is current): the fetcher's download
+    /// pipe takes the chunk from one latency after its first byte left (or when the pipe is
+    /// free), and it is complete when that is done and its last byte has crossed the link.
+    fn on_flow_end(&mut self, id: u32, ver: u32) {
+        if self.flows[id as usize].ver != ver {
+            return;
+        }
+        let (s, d, lat, started, size) = {
+            let f = &self.flows[id as usize];
+            (f.source as usize, f.fetcher as usize, f.lat, f.started, f.size)
+        };
+        let down_end = self.down_free[d].max(started + lat) + size / self.topo.hosts[d].down_bps;
+        self.down_free[d] = down_end;
+        let done = (self.now + lat).max(down_end);
+        self.detach_flow(id);
+        self.finish_flow(id, done - self.now);
+        self.reshare(s);
+    }
+
+    fn detach_flow(&mut self, id: u32) {
+        let (s, d) = (self.flows[id as usize].source as usize, self.flows[id as usize].fetcher as usize);
+        if let Some(i) = self.up_flows[s].iter().position(|&x| x == id) {
+            self.up_flows[s].swap_remove(i);
+        }
+        if let Some(i) = self.down_flows[d].iter().position(|&x| x == id) {
+            self.down_flows[d].swap_remove(i);
+        }
+    }
+
+    /// Ends flow `id`: its chunk is done (or failed, by the epochs) `after` seconds from now.
+    fn finish_flow(&mut self, id: u32, after: f64) {
+        let f = &mut self.flows[id as usize];
+        f.ver = f.ver.wrapping_add(1);
+        let (fetcher, source, chunk, ef, es) = (f.fetcher, f.source, f.chunk, f.ef, f.es);
+        self.free_flows.push(id);
+        self.push(self.now + after, Ev::ChunkDone { fetcher, source, chunk, ef, es, outcome: Outcome::Served });
+    }
+
+    /// Host `v` went down: every flow through it ends now (failed for the fetcher when `v` was
+    /// the source; ignored when `v` was the fetcher) and the other ends' shares grow.
+    fn drop_flows_of(&mut self, v: usize) {
+        let mut ids = std::mem::take(&mut self.up_flows[v]);
+        ids.append(&mut std::mem::take(&mut self.down_flows[v]));
+        for id in ids {
+            self.detach_flow(id);
+            let s = self.flows[id as usize].source as usize;
+            self.finish_flow(id, 0.0);
+            self.reshare(s);
+        }
     }
 
     fn chunk_size(&self, c: usize) -> f64 {
@@ -980,6 +1136,7 @@ impl<'a> Sim<'a> {
         self.alive[v] = false;
         self.epoch[v] += 1;
         self.serving[v] = 0;
+        self.drop_flows_of(v);
         self.log(node, if permanent { "crash" } else { "down" }, None, 0);
         if let Some(f) = self.fetchers[v].as_mut() {
             f.slots.clear();
@@ -1042,6 +1199,8 @@ impl<'a> Sim<'a> {
             Ev::ChunkDone { fetcher, source, chunk, ef, es, outcome } => {
                 self.on_chunk_done(fetcher, source, chunk, ef, es, outcome)
             }
+            Ev::FlowStart { flow } => self.on_flow_start(flow),
+            Ev::FlowEnd { flow, ver } => self.on_flow_end(flow, ver),
             Ev::ProviderReady { node } => {
                 let t = self.now;
                 self.providers.push((t, node));
@@ -1170,6 +1329,10 @@ pub fn run(scn: &Scenario, topo: &Topology, progress: Progress<'_>) -> Result<Mo
             have_n: vec![0; hosts],
             up_free: vec![0.0; hosts],
             down_free: vec![0.0; hosts],
+            flows: Vec::new(),
+            free_flows: Vec::new(),
+            up_flows: vec![Vec::new(); hosts],
+            down_flows: vec![Vec::new(); hosts],
             serving: vec![0; hosts],
             up_bytes: vec![0; hosts],
             down_bytes: vec![0; hosts],
