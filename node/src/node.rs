@@ -504,20 +504,8 @@ impl Node {
 
 /// The IP the bulk listener binds: that of the first TCP listen address (none without TCP).
 fn bulk_listen_ip(config: &NodeConfig) -> Option<std::net::IpAddr> {
-    use libp2p::multiaddr::Protocol;
-    config.listen.iter().find_map(|addr| {
-        let mut ip = None;
-        let mut tcp = false;
-        for p in addr.iter() {
-            match p {
-                Protocol::Ip4(a) => ip = Some(std::net::IpAddr::V4(a)),
-                Protocol::Ip6(a) => ip = Some(std::net::IpAddr::V6(a)),
-                Protocol::Tcp(_) => tcp = true,
-                _ => {}
-            }
-        }
-        ip.filter(|_| tcp)
-    })
+    let is_tcp = |addr: &Multiaddr| addr.iter().any(|p| matches!(p, libp2p::multiaddr::Protocol::Tcp(_)));
+    config.listen.iter().filter(|a| is_tcp(a)).find_map(network::ip_limits::ip_of)
 }
 
 /// Opens the audit log; a log that no longer verifies is set aside (kept as evidence) and a new

@@ -306,21 +306,22 @@ pub async fn run(scn: &Scenario, topo: &Topology, seed: u64, progress: &(dyn Fn(
     let finished: Arc<Mutex<Vec<Option<f64>>>> = Arc::new(Mutex::new(vec![None; n]));
     let target: Arc<Mutex<Option<ContentId>>> = Arc::new(Mutex::new(None));
     let shared = Arc::new(scn.clone());
+    let mk_ctx = |v: usize| Ctx {
+        scn: shared.clone(),
+        slots: slots.clone(),
+        net: net.clone(),
+        homes: homes[v].clone(),
+        boot: boots[v].clone(),
+        out: tmp.path().join(format!("out{v}")),
+        target: target.clone(),
+        started: started.clone(),
+        finished: finished.clone(),
+        t0,
+        end,
+    };
     let churn = churn_plan(scn, topo, publisher, n, &mut rng)?;
     for (v, events) in churn.into_iter().enumerate().filter(|(_, e)| !e.is_empty()) {
-        let ctx = Ctx {
-            scn: shared.clone(),
-            slots: slots.clone(),
-            net: net.clone(),
-            homes: homes[v].clone(),
-            boot: boots[v].clone(),
-            out: tmp.path().join(format!("out{v}")),
-            target: target.clone(),
-            started: started.clone(),
-            finished: finished.clone(),
-            t0,
-            end,
-        };
+        let ctx = mk_ctx(v);
         drivers.push(tokio::spawn(async move {
             for (at, down_for) in events {
                 tokio::time::sleep_until(t0 + Duration::from_secs_f64(at)).await;
@@ -348,19 +349,6 @@ pub async fn run(scn: &Scenario, topo: &Topology, seed: u64, progress: &(dyn Fn(
     let is_fetcher: Vec<bool> = (0..n).map(|v| fetchers.contains(&v)).collect();
     let mut announce: Vec<Option<f64>> = vec![None; n];
     announce[publisher] = Some(0.0);
-    let mk_ctx = |v: usize| Ctx {
-        scn: shared.clone(),
-        slots: slots.clone(),
-        net: net.clone(),
-        homes: homes[v].clone(),
-        boot: boots[v].clone(),
-        out: tmp.path().join(format!("out{v}")),
-        target: target.clone(),
-        started: started.clone(),
-        finished: finished.clone(),
-        t0,
-        end,
-    };
     if scn.workload.fetch_start == FetchStart::At {
         for &v in &fetchers {
             let ctx = mk_ctx(v);

@@ -6,7 +6,6 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use libp2p::multiaddr::Protocol;
 use libp2p::PeerId;
 use lien_protocol::bulk::{self, Role, MAX_FRAME_LEN};
 use lien_protocol::wire::{Request, Response};
@@ -16,6 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::frames::{read_opened, write_sealed, FrameError};
+use crate::network::ip_limits::ip_of;
 use crate::network::TransferResponse;
 use crate::node::Inner;
 
@@ -152,13 +152,7 @@ async fn open(inner: &Arc<Inner>, peer: PeerId) -> Result<Channel, String> {
 async fn peer_ip(inner: &Arc<Inner>, peer: PeerId) -> Option<IpAddr> {
     let peers = inner.net.peers().await.ok()?;
     let info = peers.into_iter().find(|p| p.peer_id == peer.to_string())?;
-    info.addrs.iter().filter_map(|a| a.parse::<libp2p::Multiaddr>().ok()).find_map(|addr| {
-        addr.iter().find_map(|p| match p {
-            Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
-            Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
-            _ => None,
-        })
-    })
+    info.addrs.iter().filter_map(|a| a.parse::<libp2p::Multiaddr>().ok()).find_map(|a| ip_of(&a))
 }
 
 /// Drives one channel: the writer seals and sends requests, the reader opens responses and
