@@ -29,6 +29,14 @@ use crate::store::{FileRecord, LocalDataset, LocalKind, StoreError};
 
 /// Bytes written before they are fsynced and marked present (and so offered to other peers).
 const SYNC_EVERY_BYTES: u64 = 8 << 20;
+
+/// Unsynced bytes of a file of `size` bytes after which its chunks are fsynced and marked
+/// present: [`SYNC_EVERY_BYTES`], but at least four times per file. Only marked chunks are
+/// served to others, so a file smaller than `SYNC_EVERY_BYTES` would otherwise be offered to
+/// nobody until it is complete, and every fetcher of it would take it all from the publisher.
+fn sync_every(size: u64) -> u64 {
+    SYNC_EVERY_BYTES.min(size / 4).max(1)
+}
 /// Age after which a peer's `Have` answer is asked again (partial holders gain chunks).
 const HAVE_REFRESH: Duration = Duration::from_millis(250);
 /// How long a peer that answered `Busy` is left alone.
@@ -262,10 +270,14 @@ struct PeerState {
     bad: bool,
     have: HashMap<usize, (Vec<u8>, Instant)>,
     busy_until: Option<Instant>,
-    /// Requests this peer takes at once, learnt from its `Busy` answers (0: not limited yet, use
-    /// the configured number). A server with fewer upload slots than our requests in flight
-    /// would otherwise answer `Busy` to the surplus again and again.
+    /// Requests this peer takes at once. It starts at one and grows by one per answer up to the
+    /// configured number (a slow start: a thousand nodes that hear of a dataset at once each ask
+    /// the publisher for one piece, not for the whole dataset); after a `Busy` it is what the
+    /// peer was serving us (a server with fewer upload slots than our requests in flight would
+    /// otherwise answer `Busy` to the surplus again and again) and grows back slowly.
     window: usize,
+    /// Whether the peer has answered `Busy` (the window then grows only slowly).
+    saw_busy: bool,
     /// Answers since the window last changed; the window grows by one every
     /// [`WINDOW_GROWTH_EVERY`] of them, back up to the configured number.
     since_window_change: usize,
@@ -280,22 +292,24 @@ const WINDOW_GROWTH_EVERY: usize = 64;
 impl PeerState {
     /// Requests this peer may have in flight now.
     fn limit(&self, configured: usize) -> usize {
-        if self.window == 0 {
-            configured
-        } else {
-            self.window.min(configured)
-        }
+        self.window.clamp(1, configured.max(1))
     }
 
     /// The peer answered `Busy`: shrink its window to what it is serving now.
     fn shrink_window(&mut self) {
         self.window = self.in_flight.max(1);
+        self.saw_busy = true;
         self.since_window_change = 0;
     }
 
-    /// The peer served a request: grow a shrunk window slowly.
+    /// The peer served a request: grow the window, by one per answer until the first `Busy`,
+    /// then by one per [`WINDOW_GROWTH_EVERY`] answers.
     fn grow_window(&mut self, configured: usize) {
-        if self.window == 0 || self.window >= configured {
+        if self.window >= configured {
+            return;
+        }
+        if !self.saw_busy {
+            self.window = self.window.max(1) + 1;
             return;
         }
         self.since_window_change += 1;
@@ -323,6 +337,15 @@ impl PeerState {
             && self.busy_until.is_none_or(|t| t <= now)
             && !self.seed_of.contains(&unit.file)
             && self.may_hold(unit) == Some(false)
+    }
+
+    /// Whether this peer is usable and known to hold some chunk of `file` without being a seed
+    /// of it: a fetcher like us, so there is a swarm to trade with.
+    fn trades(&self, file: usize) -> bool {
+        !self.bad
+            && self.failures < MAX_PEER_FAILURES
+            && !self.seed_of.contains(&file)
+            && self.have.get(&file).is_some_and(|(bitmap, _)| bitmap.iter().any(|b| *b != 0))
     }
 
     /// Whether this peer may hold `unit`, and whether to ask it `Have` first.
@@ -538,12 +561,17 @@ async fn fetch_locked(
                 // A seed (it holds the whole file) is asked only for chunks no partial holder is
                 // known to have: its upload goes to what is rare, and the fetchers of a swarm
                 // trade the rest among themselves (BitTorrent's super-seeding, roughly).
+                // While there is a swarm (others hold parts of the file), a seed gets one
+                // request at a time from us, so its upload reaches many fetchers.
                 let held_elsewhere = |u: &Unit| {
                     order.iter().any(|p| p != peer && peers.get(p).is_some_and(|s| s.partial_holder_of(u, now)))
                 };
+                let swarm =
+                    |file: usize| order.iter().any(|p| p != peer && peers.get(p).is_some_and(|s| s.trades(file)));
                 let pick = queue.iter().take(QUEUE_SCAN).enumerate().find_map(|(i, u)| {
                     let ask = state.may_hold(u)?;
-                    if state.seed_of.contains(&u.file) && held_elsewhere(u) {
+                    if state.seed_of.contains(&u.file) && (held_elsewhere(u) || (state.in_flight > 0 && swarm(u.file)))
+                    {
                         return None;
                     }
                     Some((i, ask))
@@ -643,7 +671,7 @@ async fn fetch_locked(
                 job.unsynced_bytes += len;
                 if job.missing == 0 {
                     finish_file(inner, job).await?;
-                } else if job.unsynced_bytes >= SYNC_EVERY_BYTES {
+                } else if job.unsynced_bytes >= sync_every(job.entry.size) {
                     start_sync(inner, job).await?;
                 }
                 report(done, order.len());
@@ -1042,7 +1070,13 @@ mod tests {
     #[test]
     fn a_busy_peer_gets_a_smaller_window_that_grows_back_slowly() {
         let mut peer = PeerState::default();
-        assert_eq!(peer.limit(8), 8, "unlimited until the peer says Busy");
+        assert_eq!(peer.limit(8), 1, "a slow start: one request first");
+        for expected in 2..=8 {
+            peer.grow_window(8);
+            assert_eq!(peer.limit(8), expected, "one more per answer until the first Busy");
+        }
+        peer.grow_window(8);
+        assert_eq!(peer.limit(8), 8, "never above the configured number");
         // Busy while serving us 3 requests: at most 3 at once from now on.
         peer.in_flight = 3;
         peer.shrink_window();
@@ -1082,5 +1116,28 @@ mod tests {
         // A seed that loses a chunk (its Have no longer full) is no longer one.
         seed.record_have(0, vec![0xff, 0x01], 10);
         assert!(!seed.seed_of.contains(&0));
+    }
+
+    #[test]
+    fn small_files_are_marked_present_in_quarters_large_ones_every_8_mib() {
+        assert_eq!(sync_every(4 << 20), 1 << 20, "a 4 MiB file: offered to others per MiB");
+        assert_eq!(sync_every(1 << 30), SYNC_EVERY_BYTES);
+        assert_eq!(sync_every(0), 1);
+    }
+
+    #[test]
+    fn a_seed_gets_one_request_at_a_time_only_while_others_trade_the_file() {
+        let mut idle = PeerState::default();
+        idle.record_have(0, vec![0, 0], 10);
+        assert!(!idle.trades(0), "holds nothing of the file: no swarm");
+        let mut fetcher = PeerState::default();
+        fetcher.record_have(0, vec![0b0100_0000, 0], 10);
+        assert!(fetcher.trades(0), "holds chunk 6");
+        assert!(!fetcher.trades(1), "nothing known of another file");
+        let mut seed = PeerState::default();
+        seed.record_have(0, vec![0xff, 0x03], 10);
+        assert!(!seed.trades(0), "a seed is not one of the swarm");
+        fetcher.bad = true;
+        assert!(!fetcher.trades(0), "a peer that sent bad data does not count");
     }
 }
