@@ -259,7 +259,17 @@ pub async fn run(scn: &Scenario, topo: &Topology, seed: u64, progress: &(dyn Fn(
     // those connections go idle and are trimmed (`idle_peer_secs`, checked every third of it)
     // before anything is published, as in a network that has been running for a while.
     let idle = config(scn, &homes[0], 0, Vec::new()).idle_peer_secs;
-    tokio::time::sleep(Duration::from_secs(5).max(Duration::from_secs(idle * 2 + 5))).await;
+    let settle_end = Instant::now() + Duration::from_secs(5).max(Duration::from_secs(idle * 2 + 5));
+    while Instant::now() < settle_end {
+        tokio::time::sleep(Duration::from_secs(5).min(settle_end.saturating_duration_since(Instant::now()))).await;
+        let g = connection_graph(&slots, &peer_ids).await?;
+        progress(&format!(
+            "settling: {:.1} s virtual, {:.1} s wall, {:.1} connections per node",
+            t.elapsed().as_secs_f64(),
+            wall.elapsed().as_secs_f64(),
+            g.iter().map(Vec::len).sum::<usize>() as f64 / n as f64
+        ));
+    }
     let startup_s = t.elapsed().as_secs_f64();
     let startup_wall_s = wall.elapsed().as_secs_f64();
     let connections = connection_graph(&slots, &peer_ids).await?;

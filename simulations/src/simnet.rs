@@ -405,6 +405,26 @@ impl SimStream {
             &self.link.b_to_a
         }
     }
+
+    /// Wakes the remote end's reader when the bytes written now arrive (`at`).
+    fn wake_reader_at(&self, at: Instant) {
+        let (link, dialer) = (self.link.clone(), self.dialer);
+        let wake = move || {
+            let pipe = if dialer { &link.a_to_b } else { &link.b_to_a };
+            let reader = lock(pipe).reader.take();
+            if let Some(w) = reader {
+                w.wake();
+            }
+        };
+        if at <= Instant::now() {
+            wake();
+        } else {
+            tokio::spawn(async move {
+                tokio::time::sleep_until(at).await;
+                wake();
+            });
+        }
+    }
 }
 
 impl AsyncRead for SimStream {
@@ -491,9 +511,15 @@ impl AsyncWrite for SimStream {
         let mut p = lock(self.outgoing());
         p.last_at = at;
         p.in_flight += n;
+        let was_empty = p.segments.is_empty();
         p.segments.push_back(Segment { at, data: buf[..n].to_vec(), pos: 0 });
-        if let Some(w) = p.reader.take() {
-            w.wake();
+        // A reader waiting on an earlier segment wakes by its own timer and then finds this one.
+        // A reader waiting on an empty pipe is woken when these bytes arrive, not now: waking a
+        // libp2p connection task re-polls every protocol handler on it, so a wake-up per write
+        // (plus one on arrival) was most of the simulator's per-message cost.
+        if was_empty && p.reader.is_some() {
+            drop(p);
+            self.wake_reader_at(at);
         }
         Poll::Ready(Ok(n))
     }
