@@ -14,6 +14,7 @@
 pub mod api;
 pub mod audit;
 mod bulk;
+mod catch_up;
 pub mod chunks;
 pub mod config;
 pub mod fetch;

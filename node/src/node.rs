@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use libp2p::{Multiaddr, PeerId};
 use lien_protocol::name::{name_key, NameRecord};
-use lien_protocol::wire::{Request, Response, MAX_CATALOG_PAGE};
+use lien_protocol::wire::{Request, Response};
 use lien_protocol::{ContentId, Manifest, PublisherKey, PublisherSecret, Slug};
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
@@ -28,8 +28,6 @@ use crate::trust::SharedTrust;
 const MAX_INBOUND_IN_FLIGHT: usize = 64;
 /// Capacity of the network → node event channel.
 const EVENT_CAPACITY: usize = 1024;
-/// Most catalog pages pulled from one peer on connect.
-const MAX_CATALOG_PAGES: u64 = 4096;
 /// Most addresses redialled in one reconnection round.
 const MAX_REDIALS: usize = 16;
 /// How long one redial may take.
@@ -91,6 +89,8 @@ pub(crate) struct Inner {
     pub(crate) bulk_server: Option<Arc<crate::bulk::BulkServer>>,
     /// Bulk channels to other peers.
     pub(crate) bulk_clients: crate::bulk::BulkClients,
+    /// Peers waiting to be caught up with (trust records and catalog), a few per window.
+    pub(crate) catch_up: crate::catch_up::CatchUpQueue,
 }
 
 /// A running Lien node. Cheap to clone; call [`Node::shutdown`] to stop it.
@@ -191,9 +191,10 @@ impl Node {
             uploads,
             bulk_server: bulk.as_ref().map(|(server, _)| server.clone()),
             bulk_clients: Default::default(),
+            catch_up: Default::default(),
         });
         let dispatcher = tokio::spawn(dispatch(inner.clone(), events_rx));
-        let mut tasks = vec![net_task, dispatcher];
+        let mut tasks = vec![net_task, dispatcher, tokio::spawn(crate::catch_up::run(inner.clone()))];
         if inner.config.min_peers > 0 {
             tasks.push(tokio::spawn(keep_connected(inner.clone())));
         }
@@ -624,7 +625,7 @@ async fn dispatch(inner: Arc<Inner>, mut events: mpsc::Receiver<NetEvent>) {
                 let shown = addr.clone().with_p2p(peer).map(|a| a.to_string()).unwrap_or_else(|a| a.to_string());
                 let peer_text = peer.to_string();
                 tokio::task::spawn_blocking(move || store.remember_peer(&peer_text, &[shown]));
-                tokio::spawn(sync_with_peer(inner.clone(), peer));
+                inner.catch_up.offer(peer);
             }
             NetEvent::NameRecord { .. } => {}
             NetEvent::TrustRecord { bytes } => {
@@ -686,7 +687,7 @@ async fn keep_connected(inner: Arc<Inner>) {
 
 /// Keeps a verified manifest in the catalog if this node trusts its publisher and the publisher
 /// is under its cap; returns true if it was new (blocking: call off the async threads).
-fn keep_manifest(inner: &Inner, m: &Manifest) -> bool {
+pub(crate) fn keep_manifest(inner: &Inner, m: &Manifest) -> bool {
     if let Err(e) = inner.trust.check_manifest(m) {
         tracing::debug!(manifest = %m.id().short(), "not keeping an untrusted manifest: {e}");
         return false;
@@ -705,7 +706,7 @@ fn keep_manifest(inner: &Inner, m: &Manifest) -> bool {
 }
 
 /// Fetches and pins a new dataset when the mirror policy asks for it.
-fn maybe_mirror(inner: &Arc<Inner>, m: &Manifest) {
+pub(crate) fn maybe_mirror(inner: &Arc<Inner>, m: &Manifest) {
     let c = &inner.config;
     let b = m.body();
     let by_publisher = c.mirror_publishers.iter().any(|k| *k == b.publisher.to_string());
@@ -731,76 +732,6 @@ fn maybe_mirror(inner: &Arc<Inner>, m: &Manifest) {
             Err(e) => tracing::warn!(manifest = %id.short(), "mirroring failed: {e}"),
         }
     });
-}
-
-/// Catches up with a new peer: its trust records first (so delegations are known before the
-/// manifests they vouch for), then its catalog.
-async fn sync_with_peer(inner: Arc<Inner>, peer: PeerId) {
-    sync_trust(&inner, peer).await;
-    sync_catalog(inner, peer).await;
-}
-
-/// Pulls a peer's trust records page by page, keeping every valid one.
-async fn sync_trust(inner: &Arc<Inner>, peer: PeerId) {
-    let mut after = 0;
-    for _ in 0..MAX_CATALOG_PAGES {
-        let Ok(r) = inner.net.request(peer, Request::TrustRecords { after, limit: MAX_CATALOG_PAGE }).await else {
-            return;
-        };
-        let Response::TrustRecords { records, next, more } = r.header else { return };
-        let (store, trust) = (inner.store.clone(), inner.trust.clone());
-        let _ = tokio::task::spawn_blocking(move || {
-            for bytes in records {
-                if let Err(e) = trust.accept(&store, &bytes) {
-                    tracing::info!(%peer, "peer holds an invalid trust record: {e}");
-                }
-            }
-        })
-        .await;
-        if !more || next <= after {
-            return;
-        }
-        after = next;
-    }
-}
-
-/// Pulls a peer's catalog page by page, keeping every valid, trusted manifest.
-async fn sync_catalog(inner: Arc<Inner>, peer: PeerId) {
-    let mut after = 0;
-    for _ in 0..MAX_CATALOG_PAGES {
-        let response = match inner.net.request(peer, Request::Catalog { after, limit: MAX_CATALOG_PAGE }).await {
-            Ok(r) => r.header,
-            Err(e) => {
-                tracing::debug!(%peer, "catalog sync stopped: {e}");
-                return;
-            }
-        };
-        let Response::Catalog { manifests, next, more } = response else { return };
-        let keep_inner = inner.clone();
-        let stored = tokio::task::spawn_blocking(move || {
-            let mut new = Vec::new();
-            for bytes in manifests {
-                match Manifest::decode(&bytes) {
-                    Ok(m) => {
-                        if keep_manifest(&keep_inner, &m) {
-                            new.push(m);
-                        }
-                    }
-                    Err(e) => tracing::info!(%peer, "peer's catalog holds an invalid manifest: {e}"),
-                }
-            }
-            new
-        })
-        .await;
-        let Ok(new) = stored else { return };
-        for m in &new {
-            maybe_mirror(&inner, m);
-        }
-        if !more || next <= after {
-            return;
-        }
-        after = next;
-    }
 }
 
 #[cfg(test)]

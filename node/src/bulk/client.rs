@@ -150,9 +150,7 @@ async fn open(inner: &Arc<Inner>, peer: PeerId) -> Result<Channel, String> {
 
 /// The IP address of an open libp2p connection to `peer`.
 async fn peer_ip(inner: &Arc<Inner>, peer: PeerId) -> Option<IpAddr> {
-    let peers = inner.net.peers().await.ok()?;
-    let info = peers.into_iter().find(|p| p.peer_id == peer.to_string())?;
-    info.addrs.iter().filter_map(|a| a.parse::<libp2p::Multiaddr>().ok()).find_map(|a| ip_of(&a))
+    inner.net.peer_addrs(peer).await.ok()?.iter().find_map(ip_of)
 }
 
 /// Drives one channel: the writer seals and sends requests, the reader opens responses and

@@ -363,6 +363,10 @@ impl EventLoop {
                         .collect(),
                 );
             }
+            Command::PeerAddrs { peer, reply } => {
+                let addrs = self.connections.get(&peer).map(|list| list.iter().map(|(_, a)| a.clone()).collect());
+                let _ = reply.send(addrs.unwrap_or_default());
+            }
             Command::ListenAddrs { reply } => {
                 let me = *swarm.local_peer_id();
                 let addrs = swarm.listeners().map(|a| a.clone().with_p2p(me).unwrap_or_else(|a| a)).collect();

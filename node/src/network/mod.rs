@@ -144,6 +144,8 @@ pub enum Command {
     GetRecord { key: ContentId, reply: oneshot::Sender<Vec<Vec<u8>>> },
     /// Connected peers.
     Peers { reply: oneshot::Sender<Vec<PeerInfo>> },
+    /// The addresses of one peer's open connections (none when it is not connected).
+    PeerAddrs { peer: PeerId, reply: oneshot::Sender<Vec<Multiaddr>> },
     /// This node's gossip score of a peer, and whether the peer is in its manifest mesh.
     GossipStanding { peer: PeerId, reply: oneshot::Sender<(Option<f64>, bool)> },
     /// Current listen addresses (with `/p2p/<self>`).
@@ -210,6 +212,11 @@ impl NetworkHandle {
     /// Connected peers.
     pub async fn peers(&self) -> Result<Vec<PeerInfo>, NetError> {
         self.ask(|reply| Command::Peers { reply }).await
+    }
+
+    /// The remote addresses of `peer`'s open connections; empty when it is not connected.
+    pub async fn peer_addrs(&self, peer: PeerId) -> Result<Vec<Multiaddr>, NetError> {
+        self.ask(|reply| Command::PeerAddrs { peer, reply }).await
     }
 
     /// Listen addresses, each ending in `/p2p/<this peer>`.
