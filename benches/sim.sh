@@ -5,8 +5,8 @@
 # goal 1,000).
 #
 # Real-code scenario: random 6-regular overlay, 10 ms one way (±10% jitter), 100 Mbit/s up and
-# down everywhere, one publisher, a 4 MiB dataset in 256 KiB chunks, everyone fetches on
-# announcement, 600 s of virtual time. Stops at the first N over the budget.
+# down everywhere, one publisher, a 4 MiB dataset in 256 KiB chunks, the node's own upload slots
+# (4) and request timeout (30 s), everyone fetches on announcement, 600 s of virtual time. Stops at the first N over the budget.
 #
 # Usage: benches/sim.sh        env: REAL_NS="64 128 300 500 700 1000" REAL_MIB=4 REAL_BUDGET_S=300
 #                                   REAL_VIRTUAL_S=600 SKIP_MODEL=1 LIEN_SIM_BIN=path
@@ -62,6 +62,9 @@ up_mbps = 100
 down_mbps = 100
 [protocol.transfer]
 chunk_kib = 256
+# A Lien node's own defaults (max_concurrent_uploads, request_timeout_secs).
+max_inflight_serve = 4
+request_timeout_ms = 30000
 [workload]
 publisher = "#0"
 fetchers = "all"

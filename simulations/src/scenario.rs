@@ -287,9 +287,12 @@ pub struct TransferSection {
     pub requests_per_peer: usize,
     /// Sources used at once by one fetcher.
     pub max_sources: usize,
-    /// Inbound requests a server queues before answering `busy` (Lien: 64).
+    /// Chunk requests a server serves at once before answering `busy` (Lien's
+    /// `max_concurrent_uploads`). The default here, 64, is what the model's checks against
+    /// published results use; a Lien node's own default is 4.
     pub max_inflight_serve: usize,
-    /// Request timeout, ms (requests to a dead or cut-off peer fail after this).
+    /// Request timeout, ms (requests to a dead or cut-off peer fail after this; Lien's
+    /// `request_timeout_secs`, whose own default is 30 s).
     pub request_timeout_ms: f64,
     /// Wait before retrying after `busy` or no usable source, ms.
     pub retry_ms: f64,
