@@ -37,10 +37,15 @@ const SYNC_EVERY_BYTES: u64 = 8 << 20;
 fn sync_every(size: u64) -> u64 {
     SYNC_EVERY_BYTES.min(size / 4).max(1)
 }
+
 /// Age after which a peer's `Have` answer is asked again (partial holders gain chunks).
 const HAVE_REFRESH: Duration = Duration::from_millis(250);
-/// How long a peer that answered `Busy` is left alone.
+/// How long a peer that answered `Busy` is left alone, at first; it doubles with each `Busy` in a
+/// row up to [`MAX_BUSY_BACKOFF`]. A thousand fetchers retrying a busy publisher every 50 ms would
+/// send it 20,000 requests a second that it can only refuse.
 const BUSY_BACKOFF: Duration = Duration::from_millis(50);
+/// The longest `Busy` back-off.
+const MAX_BUSY_BACKOFF: Duration = Duration::from_secs(1);
 /// Failures after which a peer is dropped for this fetch.
 const MAX_PEER_FAILURES: u32 = 3;
 /// How far into the work queue a peer looks for a range it holds.
@@ -278,6 +283,8 @@ struct PeerState {
     window: usize,
     /// Whether the peer has answered `Busy` (the window then grows only slowly).
     saw_busy: bool,
+    /// `Busy` answers in a row (reset by any other answer): the back-off doubles with each.
+    busy_streak: u32,
     /// Answers since the window last changed; the window grows by one every
     /// [`WINDOW_GROWTH_EVERY`] of them, back up to the configured number.
     since_window_change: usize,
@@ -295,8 +302,17 @@ impl PeerState {
         self.window.clamp(1, configured.max(1))
     }
 
+    /// How long to leave the peer alone after its latest `Busy`: [`BUSY_BACKOFF`] doubled for
+    /// each earlier one in a row, at most [`MAX_BUSY_BACKOFF`], times `jitter` (0.5–1, so that
+    /// fetchers refused together do not all come back together).
+    fn busy_backoff(&self, jitter: f64) -> Duration {
+        let doublings = self.busy_streak.saturating_sub(1).min(16);
+        BUSY_BACKOFF.saturating_mul(1 << doublings).min(MAX_BUSY_BACKOFF).mul_f64(jitter.clamp(0.5, 1.0))
+    }
+
     /// The peer answered `Busy`: shrink its window to what it is serving now.
     fn shrink_window(&mut self) {
+        self.busy_streak = self.busy_streak.saturating_add(1);
         self.window = self.in_flight.max(1);
         self.saw_busy = true;
         self.since_window_change = 0;
@@ -661,6 +677,7 @@ async fn fetch_locked(
                     state.record_have(unit.file, h, chunk_count);
                 }
                 state.failures = 0;
+                state.busy_streak = 0;
                 state.grow_window(per_peer_limit);
                 inner.stats.fetched(&peer.to_string(), len, u64::from(unit.count));
                 *per_peer.entry(peer.to_string()).or_default() += len;
@@ -677,6 +694,7 @@ async fn fetch_locked(
                 report(done, order.len());
             }
             Outcome::NotHeld(bitmap) => {
+                state.busy_streak = 0;
                 state.record_have(unit.file, bitmap, chunk_count);
                 queue.push_front(unit);
             }
@@ -693,7 +711,8 @@ async fn fetch_locked(
                 // its remaining slots busy.
                 state.shrink_window();
                 if state.in_flight == 0 || others_usable {
-                    state.busy_until = Some(Instant::now() + BUSY_BACKOFF);
+                    let jitter = rand::Rng::gen_range(&mut rand::thread_rng(), 0.5..=1.0);
+                    state.busy_until = Some(Instant::now() + state.busy_backoff(jitter));
                 }
                 queue.push_back(unit);
             }
@@ -1116,6 +1135,19 @@ mod tests {
         // A seed that loses a chunk (its Have no longer full) is no longer one.
         seed.record_have(0, vec![0xff, 0x01], 10);
         assert!(!seed.seed_of.contains(&0));
+    }
+
+    #[test]
+    fn busy_back_off_doubles_for_each_busy_in_a_row_up_to_a_second() {
+        let mut peer = PeerState::default();
+        let mut seen = Vec::new();
+        for _ in 0..7 {
+            peer.shrink_window();
+            seen.push(peer.busy_backoff(1.0).as_millis());
+        }
+        assert_eq!(seen, [50, 100, 200, 400, 800, 1000, 1000]);
+        assert_eq!(peer.busy_backoff(0.5).as_millis(), 500, "jitter shortens it, at most by half");
+        assert_eq!(peer.busy_backoff(0.0).as_millis(), 500);
     }
 
     #[test]
