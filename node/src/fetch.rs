@@ -46,8 +46,10 @@ const HAVE_REFRESH: Duration = Duration::from_millis(250);
 const BUSY_BACKOFF: Duration = Duration::from_millis(50);
 /// The longest `Busy` back-off.
 const MAX_BUSY_BACKOFF: Duration = Duration::from_secs(1);
-/// Failures after which a peer is dropped for this fetch.
+/// Failures in a row after which a peer is dropped (until [`FAILED_PEER_RETRY`] has passed).
 const MAX_PEER_FAILURES: u32 = 3;
+/// How long a peer dropped after [`MAX_PEER_FAILURES`] failures is left out.
+const FAILED_PEER_RETRY: Duration = Duration::from_secs(10);
 /// How far into the work queue a peer looks for a range it holds.
 const QUEUE_SCAN: usize = 256;
 /// Bytes asked for in one request.
@@ -285,6 +287,8 @@ struct PeerState {
     saw_busy: bool,
     /// `Busy` answers in a row (reset by any other answer): the back-off doubles with each.
     busy_streak: u32,
+    /// When its latest request failed.
+    failed_at: Option<Instant>,
     /// Answers since the window last changed; the window grows by one every
     /// [`WINDOW_GROWTH_EVERY`] of them, back up to the configured number.
     since_window_change: usize,
@@ -353,6 +357,22 @@ impl PeerState {
             && self.busy_until.is_none_or(|t| t <= now)
             && !self.seed_of.contains(&unit.file)
             && self.may_hold(unit) == Some(false)
+    }
+
+    /// Whether this peer may be asked again when it turns up among the candidates: never after
+    /// bad data; after [`MAX_PEER_FAILURES`] failures only once [`FAILED_PEER_RETRY`] has passed
+    /// since the last (a cut that healed, a restarted node), with its failures forgiven.
+    fn usable_again(&mut self, now: Instant) -> bool {
+        if self.bad {
+            return false;
+        }
+        if self.failures >= MAX_PEER_FAILURES {
+            if self.failed_at.is_none_or(|t| now.duration_since(t) < FAILED_PEER_RETRY) {
+                return false;
+            }
+            self.failures = 0;
+        }
+        true
     }
 
     /// Whether this peer is usable and known to hold some chunk of `file` without being a seed
@@ -630,16 +650,22 @@ async fn fetch_locked(
             }
             let found = discover(net, id, Duration::from_secs(5)).await;
             let mut added = false;
+            let now = Instant::now();
             for p in found {
                 let state = peers.entry(p).or_default();
+                // Only usable peers count: re-adding one that failed (and was dropped again
+                // below) used to loop straight back to the DHT with no pause, lookup after
+                // lookup, until the fetch timed out.
+                if !state.usable_again(now) {
+                    continue;
+                }
                 if !order.contains(&p) {
                     order.push(p);
-                    added = true;
-                } else if !state.bad && state.failures < MAX_PEER_FAILURES {
+                } else {
                     // A partial holder may have more by now.
                     state.have.clear();
-                    added = true;
                 }
+                added = true;
             }
             order.retain(|p| peers.get(p).is_some_and(|s| !s.bad && s.failures < MAX_PEER_FAILURES));
             if !added || order.is_empty() {
@@ -719,6 +745,7 @@ async fn fetch_locked(
             Outcome::Failed(reason) => {
                 tracing::debug!(%peer, "request failed: {reason}");
                 state.failures += 1;
+                state.failed_at = Some(Instant::now());
                 if state.failures >= MAX_PEER_FAILURES {
                     order.retain(|p| *p != peer);
                 }
@@ -1148,6 +1175,20 @@ mod tests {
         assert_eq!(seen, [50, 100, 200, 400, 800, 1000, 1000]);
         assert_eq!(peer.busy_backoff(0.5).as_millis(), 500, "jitter shortens it, at most by half");
         assert_eq!(peer.busy_backoff(0.0).as_millis(), 500);
+    }
+
+    #[test]
+    fn a_failed_peer_is_asked_again_only_after_a_pause_and_a_bad_one_never() {
+        let start = Instant::now();
+        let mut peer = PeerState::default();
+        assert!(peer.usable_again(start));
+        peer.failures = MAX_PEER_FAILURES;
+        peer.failed_at = Some(start);
+        assert!(!peer.usable_again(start + FAILED_PEER_RETRY / 2), "too soon");
+        assert!(peer.usable_again(start + FAILED_PEER_RETRY), "forgiven after the pause");
+        assert_eq!(peer.failures, 0);
+        peer.bad = true;
+        assert!(!peer.usable_again(start + FAILED_PEER_RETRY * 10), "bad data is never forgiven");
     }
 
     #[test]
