@@ -6,7 +6,8 @@
 //! network of a few hundred), so that was one full catalog pull per peer met: start-up cost
 //! grew with peers × catalog size, and every new connection cost four request round trips.
 //! Now new peers wait in a queue, and at most [`PEERS_PER_WINDOW`] are caught up with per
-//! [`WINDOW`], in the order they were met, skipping those no longer connected. A node that
+//! [`WINDOW`], in the order they were met, skipping those no longer connected (a skipped peer
+//! uses none of the budget: after the start-up, most queued peers are gone). A node that
 //! starts, or comes back after a partition, catches up from the first peers it meets (its
 //! bootstrap and remembered peers, or the first across the healed cut) within moments.
 
@@ -62,6 +63,14 @@ impl CatchUpQueue {
         self.ready.notify_one();
     }
 
+    /// Gives back the place [`CatchUpQueue::next`] took for a peer that was not caught up with
+    /// (no longer connected), so gone peers do not hold up the ones still there.
+    pub(crate) fn refund(&self) {
+        if let Ok(mut s) = self.state.lock() {
+            s.started.pop_back();
+        }
+    }
+
     /// The next peer to catch up with: waits for one to be queued and for a place in the window.
     pub(crate) async fn next(&self) -> PeerId {
         loop {
@@ -103,7 +112,10 @@ pub(crate) async fn run(inner: Arc<Inner>) {
             Ok(addrs) if !addrs.is_empty() => {
                 tokio::spawn(catch_up_with(inner.clone(), peer));
             }
-            Ok(_) => tracing::debug!(%peer, "not catching up: no longer connected"),
+            Ok(_) => {
+                tracing::debug!(%peer, "not catching up: no longer connected");
+                inner.catch_up.refund();
+            }
             Err(_) => return,
         }
     }
@@ -209,7 +221,23 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_peer_met_later_waits_only_for_the_budget() {
+    async fn a_place_given_back_is_used_at_once() {
+        let q = CatchUpQueue::default();
+        let peers: Vec<PeerId> = (0..PEERS_PER_WINDOW + 1).map(|_| PeerId::random()).collect();
+        for p in &peers {
+            q.offer(*p);
+        }
+        let start = Instant::now();
+        for _ in 0..PEERS_PER_WINDOW {
+            q.next().await;
+        }
+        q.refund();
+        assert_eq!(q.next().await, peers[PEERS_PER_WINDOW]);
+        assert_eq!(start.elapsed(), Duration::ZERO, "a gone peer's place went to the next one");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiting_catch_up_wakes_when_a_peer_is_offered() {
         let q = Arc::new(CatchUpQueue::default());
         let waiter = tokio::spawn({
             let q = q.clone();
