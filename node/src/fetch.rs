@@ -349,11 +349,29 @@ impl PeerState {
         self.have.insert(file, (bitmap, Instant::now()));
     }
 
+    /// Whether this peer may be asked at all: it sent no bad data and has not failed
+    /// [`MAX_PEER_FAILURES`] times in a row.
+    fn usable(&self) -> bool {
+        !self.bad && self.failures < MAX_PEER_FAILURES
+    }
+
+    /// Whether a seed of `unit`'s file should leave `unit` to others now: when a partial holder is
+    /// known to have it (`held_elsewhere`), or when it already serves us a request while other
+    /// fetchers hold parts of the file (`swarm`), so its upload reaches many fetchers.
+    /// (Both are asked only for a seed, and only as far as needed: they scan the other peers.)
+    fn leaves_to_others(
+        &self,
+        unit: &Unit,
+        held_elsewhere: impl FnOnce() -> bool,
+        swarm: impl FnOnce() -> bool,
+    ) -> bool {
+        self.seed_of.contains(&unit.file) && (held_elsewhere() || (self.in_flight > 0 && swarm()))
+    }
+
     /// Whether this peer is usable and known (from its `Have`) to hold `unit` without being a
     /// seed of the file.
     fn partial_holder_of(&self, unit: &Unit, now: Instant) -> bool {
-        !self.bad
-            && self.failures < MAX_PEER_FAILURES
+        self.usable()
             && self.busy_until.is_none_or(|t| t <= now)
             && !self.seed_of.contains(&unit.file)
             && self.may_hold(unit) == Some(false)
@@ -378,8 +396,7 @@ impl PeerState {
     /// Whether this peer is usable and known to hold some chunk of `file` without being a seed
     /// of it: a fetcher like us, so there is a swarm to trade with.
     fn trades(&self, file: usize) -> bool {
-        !self.bad
-            && self.failures < MAX_PEER_FAILURES
+        self.usable()
             && !self.seed_of.contains(&file)
             && self.have.get(&file).is_some_and(|(bitmap, _)| bitmap.iter().any(|b| *b != 0))
     }
@@ -606,8 +623,7 @@ async fn fetch_locked(
                     |file: usize| order.iter().any(|p| p != peer && peers.get(p).is_some_and(|s| s.trades(file)));
                 let pick = queue.iter().take(QUEUE_SCAN).enumerate().find_map(|(i, u)| {
                     let ask = state.may_hold(u)?;
-                    if state.seed_of.contains(&u.file) && (held_elsewhere(u) || (state.in_flight > 0 && swarm(u.file)))
-                    {
+                    if state.leaves_to_others(u, || held_elsewhere(u), || swarm(u.file)) {
                         return None;
                     }
                     Some((i, ask))
@@ -632,7 +648,7 @@ async fn fetch_locked(
             let backing_off = order
                 .iter()
                 .filter_map(|p| peers.get(p))
-                .filter(|s| !s.bad && s.failures < MAX_PEER_FAILURES)
+                .filter(|s| s.usable())
                 .filter_map(|s| s.busy_until.filter(|t| *t > now))
                 .min();
             if let Some(until) = backing_off {
@@ -667,7 +683,7 @@ async fn fetch_locked(
                 }
                 added = true;
             }
-            order.retain(|p| peers.get(p).is_some_and(|s| !s.bad && s.failures < MAX_PEER_FAILURES));
+            order.retain(|p| peers.get(p).is_some_and(PeerState::usable));
             if !added || order.is_empty() {
                 tokio::time::sleep(Duration::from_millis(300)).await;
             }
@@ -679,10 +695,7 @@ async fn fetch_locked(
         let others_usable = matches!(outcome, Outcome::Busy) && {
             let now = Instant::now();
             order.iter().any(|p| {
-                *p != peer
-                    && peers.get(p).is_some_and(|s| {
-                        !s.bad && s.failures < MAX_PEER_FAILURES && s.busy_until.is_none_or(|t| t <= now)
-                    })
+                *p != peer && peers.get(p).is_some_and(|s| s.usable() && s.busy_until.is_none_or(|t| t <= now))
             })
         };
         let chunk_count = jobs[unit.file].entry.chunk_size.count(jobs[unit.file].entry.size);
@@ -1199,7 +1212,23 @@ mod tests {
     }
 
     #[test]
-    fn a_seed_gets_one_request_at_a_time_only_while_others_trade_the_file() {
+    fn a_seed_leaves_what_others_hold_and_takes_one_request_at_a_time_while_they_trade() {
+        let unit = Unit { file: 0, first: 3, count: 1 };
+        let mut seed = PeerState::default();
+        seed.record_have(0, vec![0xff, 0x03], 10);
+        assert!(!seed.leaves_to_others(&unit, || false, || true), "first request: taken even in a swarm");
+        assert!(seed.leaves_to_others(&unit, || true, || false), "a partial holder has it");
+        seed.in_flight = 1;
+        assert!(seed.leaves_to_others(&unit, || false, || true), "one at a time while others trade");
+        assert!(!seed.leaves_to_others(&unit, || false, || false), "alone: as many as the window allows");
+        let mut partial = PeerState::default();
+        partial.record_have(0, vec![0b0000_1000, 0], 10);
+        partial.in_flight = 1;
+        assert!(!partial.leaves_to_others(&unit, || true, || true), "only seeds leave work to others");
+    }
+
+    #[test]
+    fn a_fetcher_holding_part_of_a_file_trades_it_and_a_seed_or_an_idle_peer_does_not() {
         let mut idle = PeerState::default();
         idle.record_have(0, vec![0, 0], 10);
         assert!(!idle.trades(0), "holds nothing of the file: no swarm");
