@@ -260,7 +260,8 @@ pub async fn run(scn: &Scenario, topo: &Topology, seed: u64, progress: &(dyn Fn(
     // before anything is published, as in a network that has been running for a while.
     let idle = config(scn, &homes[0], 0, Vec::new()).idle_peer_secs;
     let settle_end = Instant::now() + Duration::from_secs(5).max(Duration::from_secs(idle * 2 + 5));
-    while Instant::now() < settle_end {
+    // Every 5 virtual seconds, report the connections; the last report's graph is time 0's.
+    let connections = loop {
         tokio::time::sleep(Duration::from_secs(5).min(settle_end.saturating_duration_since(Instant::now()))).await;
         let g = connection_graph(&slots, &peer_ids).await?;
         progress(&format!(
@@ -269,10 +270,12 @@ pub async fn run(scn: &Scenario, topo: &Topology, seed: u64, progress: &(dyn Fn(
             wall.elapsed().as_secs_f64(),
             g.iter().map(Vec::len).sum::<usize>() as f64 / n as f64
         ));
-    }
+        if Instant::now() >= settle_end {
+            break g;
+        }
+    };
     let startup_s = t.elapsed().as_secs_f64();
     let startup_wall_s = wall.elapsed().as_secs_f64();
-    let connections = connection_graph(&slots, &peer_ids).await?;
     progress(&format!("{n} nodes up and connected: {startup_s:.1} s virtual, {startup_wall_s:.1} s wall"));
 
     // The dataset.

@@ -294,6 +294,15 @@ struct Link {
 }
 
 impl Link {
+    /// The pipe the dialer's end (`dialer`) or the listener's end writes into.
+    fn written_by(&self, dialer: bool) -> &Mutex<Pipe> {
+        if dialer {
+            &self.a_to_b
+        } else {
+            &self.b_to_a
+        }
+    }
+
     fn reset(&self) {
         for pipe in [&self.a_to_b, &self.b_to_a] {
             let mut p = lock(pipe);
@@ -391,27 +400,18 @@ impl SimStream {
     }
 
     fn incoming(&self) -> &Mutex<Pipe> {
-        if self.dialer {
-            &self.link.b_to_a
-        } else {
-            &self.link.a_to_b
-        }
+        self.link.written_by(!self.dialer)
     }
 
     fn outgoing(&self) -> &Mutex<Pipe> {
-        if self.dialer {
-            &self.link.a_to_b
-        } else {
-            &self.link.b_to_a
-        }
+        self.link.written_by(self.dialer)
     }
 
     /// Wakes the remote end's reader when the bytes written now arrive (`at`).
     fn wake_reader_at(&self, at: Instant) {
         let (link, dialer) = (self.link.clone(), self.dialer);
         let wake = move || {
-            let pipe = if dialer { &link.a_to_b } else { &link.b_to_a };
-            let reader = lock(pipe).reader.take();
+            let reader = lock(link.written_by(dialer)).reader.take();
             if let Some(w) = reader {
                 w.wake();
             }
@@ -431,7 +431,7 @@ impl AsyncRead for SimStream {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         let this = &mut *self;
         let link = this.link.clone();
-        let pipe = if this.dialer { &link.b_to_a } else { &link.a_to_b };
+        let pipe = link.written_by(!this.dialer);
         loop {
             let due = {
                 let mut p = lock(pipe);
