@@ -164,7 +164,15 @@ pub async fn trust(home: &Path, cmd: TrustCommand, out: &Out) -> Result<()> {
                 return out.json(&views);
             }
             for v in views {
-                out.line(format!("imported {} {}: {}", v.kind, v.id, v.summary));
+                match v.status.as_str() {
+                    "not-trusted" => out.line(format!(
+                        "not used {} {}: {} (its issuer is not trusted here to sign it: add its root with \
+                         `lien trust add KEY --root`, or import the delegation that vouches for the issuer)",
+                        v.kind, v.id, v.summary
+                    )),
+                    s if s.starts_with("refused") => out.line(format!("{s} {} {}: {}", v.kind, v.id, v.summary)),
+                    _ => out.line(format!("imported {} {}: {}", v.kind, v.id, v.summary)),
+                }
             }
             Ok(())
         }

@@ -747,7 +747,8 @@ fn trust_delegation_revocation_and_audit_through_the_cli() -> Result<()> {
     scene.lien("other", &["init"])?.ok()?;
     let imported =
         scene.lien("other", &["trust", "import", scene.path("records.txt").to_str().context("path")?])?.ok()?;
-    ensure!(imported.stdout.contains("imported delegation"), "{}", imported.stdout);
+    // "other" is an open node: a delegation means nothing there, so it is held, not used.
+    ensure!(imported.stdout.contains("not used delegation"), "{}", imported.stdout);
     std::fs::write(scene.path("bad.txt"), "00ff\n")?;
     scene.lien("other", &["trust", "import", scene.path("bad.txt").to_str().context("path")?])?.fails(1, "line 1")?;
 
@@ -760,6 +761,28 @@ fn trust_delegation_revocation_and_audit_through_the_cli() -> Result<()> {
     let id = id.stdout.trim().lines().last().context("no id")?.to_owned();
     let shown = scene.lien("strict", &["show", &id])?.ok()?;
     ensure!(shown.stdout.contains("delegated: Ministry of Health"), "{}", shown.stdout);
+
+    // Issue 12's attack, through the CLI only: a stranger delegates to the root, then revokes
+    // it. The strict node does not use either record; the root's agency stays trusted.
+    scene.lien("stranger", &["init"])?.ok()?;
+    let forged_delegation =
+        scene.lien("stranger", &["delegate", "--to", &root_key, "--org", "x", "--can-delegate"])?.ok()?;
+    let forged_revocation = scene.lien("stranger", &["revoke", &root_key, "--reason", "gotcha"])?.ok()?;
+    let forged_agency = scene.lien("stranger", &["revoke", &agency_key])?.ok()?;
+    let lines: Vec<&str> = [&forged_delegation, &forged_revocation, &forged_agency]
+        .iter()
+        .filter_map(|r| r.stdout.trim().lines().last())
+        .collect();
+    std::fs::write(scene.path("forged.txt"), lines.join("\n"))?;
+    let imported =
+        scene.lien("strict", &["trust", "import", scene.path("forged.txt").to_str().context("path")?])?.ok()?;
+    ensure!(imported.stdout.matches("not used").count() == 3, "{}", imported.stdout);
+    let shown = scene.lien("strict", &["show", &id])?.ok()?;
+    ensure!(
+        shown.stdout.contains("delegated: Ministry of Health") && !shown.stdout.contains("REVOKED"),
+        "a stranger's revocation counted: {}",
+        shown.stdout
+    );
     // A restricted dataset is never served by the HTTP gateway, which answers anyone.
     let secret = dataset(&scene, "moh-secret", &[("patients.csv", 1000)])?;
     let args = [

@@ -23,6 +23,7 @@ use crate::publish::{self, PublishError, PublishRequest};
 use crate::stats::{Stats, StatsSnapshot};
 use crate::store::{LocalKind, Store, StoreError};
 use crate::trust::SharedTrust;
+use lien_protocol::trust::Admission;
 
 /// Inbound requests answered at once; more get `Busy`.
 const MAX_INBOUND_IN_FLIGHT: usize = 64;
@@ -131,13 +132,15 @@ impl Node {
         let (events_tx, events_rx) = mpsc::channel(EVENT_CAPACITY);
         let trust_store = store.clone();
         let trust_config = config.clone();
-        let trust = tokio::task::spawn_blocking(move || SharedTrust::load(&trust_config, &trust_store))
+        let own_key = secret.public();
+        let trust = tokio::task::spawn_blocking(move || SharedTrust::load(&trust_config, &trust_store, own_key))
             .await
             .map_err(|e| NodeError::Task(e.to_string()))?
             .map_err(|e| NodeError::Invalid(e.to_string()))?;
         let audit = Arc::new(open_audit_log(&home.join(crate::audit::AUDIT_FILE))?);
         let gossip_stats = stats.clone();
         let manifest_trust = trust.clone();
+        let record_trust = trust.clone();
         let setup = NetworkSetup {
             keypair,
             validate_manifest: Arc::new(move |bytes| {
@@ -159,8 +162,17 @@ impl Node {
                 counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 verdict
             }),
-            validate_trust: Arc::new(|bytes| match lien_protocol::trust::TrustRecord::decode(bytes) {
-                Ok(_) => Verdict::Accept,
+            // Forward only records whose issuer this node trusts to sign them; hold the rest in
+            // memory in case their issuer's delegation arrives later (issue 12: a stranger's
+            // records are neither stored nor spread).
+            validate_trust: Arc::new(move |bytes| match lien_protocol::trust::TrustRecord::decode(bytes) {
+                Ok(record) => {
+                    if record_trust.admits_or_holds(record) {
+                        Verdict::Accept
+                    } else {
+                        Verdict::Ignore
+                    }
+                }
                 Err(_) => Verdict::Reject,
             }),
             validate_record: Arc::new(validate_name_record),
@@ -387,6 +399,12 @@ impl Node {
         self.inner.trust.is_revoked(key)
     }
 
+    /// Trust records held in memory because their issuer is not trusted here (not stored, not
+    /// forwarded, not served; used if the issuer becomes trusted).
+    pub fn trust_records_waiting(&self) -> usize {
+        self.inner.trust.waiting()
+    }
+
     /// Trusts `key` as a root or a publisher (stored; survives restarts).
     pub async fn trust_add(&self, key: PublisherKey, kind: crate::store::TrustKind) -> Result<(), NodeError> {
         let inner = self.inner.clone();
@@ -435,7 +453,7 @@ impl Node {
         let record = TrustRecord::Delegation(
             Delegation::sign(&self.inner.secret, body).map_err(|e| NodeError::Invalid(e.to_string()))?,
         );
-        self.import_trust_record(record.encode().map_err(|e| NodeError::Invalid(e.to_string()))?).await
+        Ok(self.import_trust_record(record.encode().map_err(|e| NodeError::Invalid(e.to_string()))?).await?.0)
     }
 
     /// Signs a revocation of `subject` with this node's publisher key, keeps it and gossips it.
@@ -444,19 +462,23 @@ impl Node {
         let r = Revocation::sign(&self.inner.secret, subject, crate::trust::now_secs(), reason)
             .map_err(|e| NodeError::Invalid(e.to_string()))?;
         let bytes = TrustRecord::Revocation(r).encode().map_err(|e| NodeError::Invalid(e.to_string()))?;
-        self.import_trust_record(bytes).await
+        Ok(self.import_trust_record(bytes).await?.0)
     }
 
-    /// Verifies a trust record (from a file or another node), keeps it and gossips it.
-    pub async fn import_trust_record(&self, bytes: Vec<u8>) -> Result<Vec<u8>, NodeError> {
+    /// Verifies a trust record (from a file or another node) and adds it: when its issuer is
+    /// trusted here (or is this node's own key) it is stored and gossiped; otherwise it is held
+    /// in memory only, and the returned [`Admission`] says so.
+    pub async fn import_trust_record(&self, bytes: Vec<u8>) -> Result<(Vec<u8>, Admission), NodeError> {
         let inner = self.inner.clone();
         let kept = bytes.clone();
-        tokio::task::spawn_blocking(move || inner.trust.accept(&inner.store, &kept))
+        let admission = tokio::task::spawn_blocking(move || inner.trust.accept(&inner.store, &kept))
             .await
             .map_err(|e| NodeError::Task(e.to_string()))?
             .map_err(|e| NodeError::Invalid(e.to_string()))?;
-        self.inner.net.send(Command::AnnounceTrust { bytes: bytes.clone() }).await?;
-        Ok(bytes)
+        if matches!(admission, Admission::Admitted | Admission::Known) && self.inner.trust.serves_bytes(&bytes) {
+            self.inner.net.send(Command::AnnounceTrust { bytes: bytes.clone() }).await?;
+        }
+        Ok((bytes, admission))
     }
 
     /// The audit log's path.

@@ -45,7 +45,7 @@ pub fn answer(
             }
         }
     }
-    match answer_inner(store, stats, audit, peer, request) {
+    match answer_inner(store, stats, audit, trust, peer, request) {
         Ok(mut r) => {
             if corrupt {
                 // Adversary mode (simulations and tests only): flip a bit of every chunk sent.
@@ -83,6 +83,7 @@ fn answer_inner(
     store: &Store,
     stats: &Stats,
     audit: &AuditLog,
+    trust: &SharedTrust,
     peer: &PeerId,
     request: Request,
 ) -> Result<TransferResponse, Box<dyn std::error::Error>> {
@@ -150,8 +151,14 @@ fn answer_inner(
         }
         Request::TrustRecords { after, limit } => {
             let (records, next, more) = store.trust_page(after, limit.min(MAX_CATALOG_PAGE))?;
+            // Only records whose issuer this node trusts to sign them (issue 12: a stranger's
+            // records, or those of a key revoked since, are not passed on).
             TransferResponse::plain(Response::TrustRecords {
-                records: records.into_iter().map(serde_bytes::ByteBuf::from).collect(),
+                records: records
+                    .into_iter()
+                    .filter(|r| trust.serves_bytes(r))
+                    .map(serde_bytes::ByteBuf::from)
+                    .collect(),
                 next,
                 more,
             })

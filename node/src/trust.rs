@@ -5,8 +5,8 @@
 use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use lien_protocol::trust::{TrustError, TrustPolicy, TrustRecord, TrustState, Trusted};
-use lien_protocol::{Manifest, PublisherKey};
+use lien_protocol::trust::{Admission, TrustError, TrustPolicy, TrustRecord, TrustState, Trusted};
+use lien_protocol::{ContentId, Manifest, PublisherKey};
 
 use crate::config::NodeConfig;
 use crate::store::{Store, StoreError, TrustKind};
@@ -34,21 +34,26 @@ pub fn now_secs() -> u64 {
 }
 
 /// The trust state behind a lock, cheap to clone.
+///
+/// Checks take the read lock and answer from the trusted set computed in advance; the write lock
+/// is taken to add a record (an incremental update) or when a validity window opened or closed
+/// (a recomputation), never for a check otherwise.
 #[derive(Debug, Clone)]
 pub struct SharedTrust(Arc<RwLock<TrustState>>);
 
 impl SharedTrust {
     /// Builds the state from the config, the operator's keys and the records in the store.
-    pub fn load(config: &NodeConfig, store: &Store) -> Result<Self, TrustStoreError> {
-        let shared = Self(Arc::new(RwLock::new(TrustState::new(policy(config, store)?))));
+    /// Stored records whose issuer is not trusted (any more) are kept in the store but neither
+    /// used nor served.
+    pub fn load(config: &NodeConfig, store: &Store, own: PublisherKey) -> Result<Self, TrustStoreError> {
+        let mut state = TrustState::new(TrustPolicy { own: Some(own), ..policy(config, store)? });
+        let mut records = Vec::new();
         let mut after = 0;
         loop {
-            let (records, next, more) = store.trust_page(after, LOAD_PAGE)?;
-            for bytes in records {
+            let (page, next, more) = store.trust_page(after, LOAD_PAGE)?;
+            for bytes in page {
                 match TrustRecord::decode(&bytes) {
-                    Ok(r) => {
-                        shared.with_mut(|s| s.add(r));
-                    }
+                    Ok(r) => records.push(r),
                     Err(e) => tracing::warn!("stored trust record no longer decodes: {e}"),
                 }
             }
@@ -57,20 +62,25 @@ impl SharedTrust {
             }
             after = next;
         }
-        Ok(shared)
+        let held = records.len();
+        let admitted = state.add_all(records, now_secs());
+        state.drain_admitted();
+        if admitted < held {
+            tracing::info!("{} stored trust records are not used: their issuers are not trusted", held - admitted);
+        }
+        Ok(Self(Arc::new(RwLock::new(state))))
     }
 
-    /// Re-reads the policy (after the operator added or removed a key), keeping the records.
+    /// Re-reads the policy (after the operator added or removed a key), keeping the records;
+    /// stores records the new policy admits.
     pub fn reload_policy(&self, config: &NodeConfig, store: &Store) -> Result<(), TrustStoreError> {
         let policy = policy(config, store)?;
-        self.with_mut(|s| {
-            let mut fresh = TrustState::new(policy);
-            for r in s.records() {
-                fresh.add(r);
-            }
-            *s = fresh;
+        let admitted = self.with_mut(|s| {
+            let policy = TrustPolicy { own: s.policy().own, ..policy };
+            *s = s.with_policy(policy, now_secs());
+            s.drain_admitted()
         });
-        Ok(())
+        store_records(store, &admitted)
     }
 
     fn with_mut<T>(&self, f: impl FnOnce(&mut TrustState) -> T) -> T {
@@ -80,7 +90,15 @@ impl SharedTrust {
         }
     }
 
-    fn with<T>(&self, f: impl FnOnce(&TrustState) -> T) -> T {
+    /// Runs `f` on a state whose trusted set holds for `now`.
+    fn with<T>(&self, now: u64, f: impl FnOnce(&TrustState) -> T) -> T {
+        let stale = match self.0.read() {
+            Ok(g) => g.is_stale(now),
+            Err(poisoned) => poisoned.into_inner().is_stale(now),
+        };
+        if stale {
+            self.with_mut(|s| s.refresh(now));
+        }
         match self.0.read() {
             Ok(g) => f(&g),
             Err(poisoned) => f(&poisoned.into_inner()),
@@ -90,32 +108,92 @@ impl SharedTrust {
     /// Whether the manifest's publisher may publish its name now.
     pub fn check_manifest(&self, m: &Manifest) -> Result<Trusted, TrustError> {
         let b = m.body();
-        self.with(|s| s.check(&b.publisher, &b.slug, now_secs()))
+        let now = now_secs();
+        self.with(now, |s| s.check(&b.publisher, &b.slug, now))
     }
 
     /// Whether `key` is revoked.
     pub fn is_revoked(&self, key: &PublisherKey) -> bool {
-        self.with(|s| s.is_revoked(key))
+        let now = now_secs();
+        self.with(now, |s| s.is_revoked(key, now))
     }
 
-    /// Decodes, verifies, remembers and stores a record; returns true if it was new.
-    pub fn accept(&self, store: &Store, bytes: &[u8]) -> Result<bool, TrustStoreError> {
+    /// The gossip validator's question: is this record's issuer trusted to sign it? A record
+    /// that is not admitted now is held in memory (not stored, not forwarded) in case the
+    /// delegation that makes its issuer trusted arrives later.
+    pub fn admits_or_holds(&self, record: TrustRecord) -> bool {
+        let now = now_secs();
+        if self.with(now, |s| s.admits(&record, now)) {
+            return true;
+        }
+        self.with_mut(|s| {
+            if s.add(record, now) == Admission::Admitted {
+                // The set changed between the two locks: admitted after all. The caller's
+                // accept stores it (its id is known now, so it is not added twice).
+                return true;
+            }
+            false
+        })
+    }
+
+    /// Decodes, verifies and adds a record; stores it (and any waiting record it made
+    /// admissible) if its issuer is trusted. Returns what happened to it.
+    pub fn accept(&self, store: &Store, bytes: &[u8]) -> Result<Admission, TrustStoreError> {
         let record = TrustRecord::decode(bytes)?;
         let id = record.id()?;
-        let new_here = self.with_mut(|s| s.add(record));
-        let new_in_store = store.put_trust_record(&id, bytes)?;
-        Ok(new_here || new_in_store)
+        let (admission, admitted) = self.with_mut(|s| {
+            let a = s.add(record, now_secs());
+            (a, s.drain_admitted())
+        });
+        store_records(store, &admitted)?;
+        // Known here but maybe not yet in the store (held by the gossip validator first).
+        let admission = match admission {
+            Admission::Known if self.serves(&id) => {
+                if store.put_trust_record(&id, bytes)? {
+                    Admission::Admitted
+                } else {
+                    Admission::Known
+                }
+            }
+            other => other,
+        };
+        Ok(admission)
+    }
+
+    /// Whether catch-up may serve these stored record bytes: admitted, and the issuer is
+    /// still trusted to sign it.
+    pub fn serves_bytes(&self, bytes: &[u8]) -> bool {
+        self.serves(&ContentId::of(bytes))
+    }
+
+    fn serves(&self, id: &ContentId) -> bool {
+        self.with(now_secs(), |s| s.serves(id))
     }
 
     /// The organisations `key` is validly delegated to now.
     pub fn organisations_of(&self, key: &PublisherKey) -> Vec<String> {
-        self.with(|s| s.organisations_of(key, now_secs()))
+        let now = now_secs();
+        self.with(now, |s| s.organisations_of(key, now))
+    }
+
+    /// Records held in memory until their issuer is trusted.
+    pub fn waiting(&self) -> usize {
+        self.with_mut(|s| s.pending_len())
     }
 
     /// The current policy.
     pub fn policy(&self) -> TrustPolicy {
-        self.with(|s| s.policy().clone())
+        self.with_mut(|s| s.policy().clone())
     }
+}
+
+/// Stores admitted records (idempotent: a record already stored is skipped by id).
+fn store_records(store: &Store, records: &[TrustRecord]) -> Result<(), TrustStoreError> {
+    for r in records {
+        let bytes = r.encode()?;
+        store.put_trust_record(&ContentId::of(&bytes), &bytes)?;
+    }
+    Ok(())
 }
 
 fn policy(config: &NodeConfig, store: &Store) -> Result<TrustPolicy, TrustStoreError> {
@@ -124,6 +202,7 @@ fn policy(config: &NodeConfig, store: &Store) -> Result<TrustPolicy, TrustStoreE
         roots: config.trust_roots.iter().map(parse).collect::<Result<_, _>>()?,
         publishers: config.trusted_publishers.iter().map(parse).collect::<Result<_, _>>()?,
         max_depth: config.trust_max_depth,
+        own: None,
     };
     for (key, kind) in store.trusted_keys()? {
         match kind {

@@ -396,6 +396,59 @@ async fn only_publishers_vouched_for_by_a_trusted_root_get_through() -> Result<(
     Ok(())
 }
 
+/// Issue 12, item 1: a stranger signs a delegation to the root and revocations of the root and
+/// of the root's agency. Nodes that trust the root neither use, store nor pass on those records,
+/// and the agency stays trusted, for the nodes that heard them and for late joiners.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strangers_revocations_do_not_count_and_do_not_spread() -> Result<()> {
+    let root = TestNode::start(&[]).await?;
+    let root_key = root.node.publisher();
+    let trusting = |k: String| move |c: &mut lien_node::NodeConfig| c.trust_roots = vec![k];
+    let agency = TestNode::start_with(&[&root], trusting(root_key.to_string())).await?;
+    let strict = TestNode::start_with(&[&root, &agency], trusting(root_key.to_string())).await?;
+    let stranger = TestNode::start(&[&strict]).await?;
+    strict.wait_peers(3).await?;
+    root.node.delegate(agency.node.publisher(), "Ministry of Health", "moh-", 30, true).await?;
+    let src = tempfile::tempdir()?;
+    let data = make_dataset(src.path(), 60, &[("beds.csv", 1000)])?;
+    let m = agency.node.publish(request(&data, "moh-beds", "Beds", 1 << 16)?, quiet()).await?;
+    wait_for("the strict node to accept the agency's manifest", Duration::from_secs(20), || {
+        has_manifest(&strict, m.id())
+    })
+    .await?;
+    let stored_before = strict.node.store().trust_page(0, 100)?.0.len();
+
+    stranger.node.delegate(root_key, "x", "", 30, true).await?;
+    stranger.node.revoke(root_key, "gotcha").await?;
+    stranger.node.revoke(agency.node.publisher(), "gotcha").await?;
+    wait_for("the strict node to hear the stranger's records", Duration::from_secs(20), || async {
+        Ok(strict.node.trust_records_waiting() >= 3)
+    })
+    .await?;
+    assert!(!strict.node.is_revoked(&root_key), "a stranger revoked the root");
+    assert!(!strict.node.is_revoked(&agency.node.publisher()), "a stranger revoked the agency");
+    assert!(strict.node.check_trust(&m).is_ok(), "the agency lost the root's trust");
+    assert_eq!(strict.node.store().trust_page(0, 100)?.0.len(), stored_before, "a stranger's record was stored");
+    // The agency, which may delegate, is trusted to revoke keys it delegated to, not the root.
+    agency.node.revoke(root_key, "not mine to revoke").await?;
+    wait_for("the strict node to hear the agency's record", Duration::from_secs(20), || async {
+        Ok(strict.node.trust_records_waiting() >= 4)
+    })
+    .await?;
+    assert!(!strict.node.is_revoked(&root_key), "a delegate revoked its root");
+
+    // A late joiner that meets only the strict node learns the delegation, none of the rest.
+    let late = TestNode::start_with(&[&strict], trusting(root_key.to_string())).await?;
+    wait_for("the late joiner to learn the delegation", Duration::from_secs(20), || async {
+        Ok(late.node.check_trust(&m).is_ok())
+    })
+    .await?;
+    assert!(!late.node.is_revoked(&root_key) && !late.node.is_revoked(&agency.node.publisher()));
+    // (It may meet the stranger through the DHT and hear the records from it; it stores none.)
+    assert_eq!(late.node.store().trust_page(0, 100)?.0.len(), stored_before, "a stranger's record was stored");
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restricted_dataset_is_served_only_to_nodes_of_allowed_organisations() -> Result<()> {
     let root = TestNode::start(&[]).await?;

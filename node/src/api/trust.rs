@@ -4,7 +4,7 @@
 
 use axum::extract::{Path as UrlPath, State};
 use axum::Json;
-use lien_protocol::trust::TrustRecord;
+use lien_protocol::trust::{Admission, TrustRecord};
 use lien_protocol::PublisherKey;
 use serde::{Deserialize, Serialize};
 
@@ -49,6 +49,11 @@ pub struct RecordView {
     pub summary: String,
     /// The record: hex of its canonical bytes (give it to `lien trust import`).
     pub record: String,
+    /// What this node did with it: `admitted` (stored, gossiped, served), `known`, or
+    /// `not-trusted` (its issuer is not trusted here to sign it: held in memory only, used if the
+    /// issuer becomes trusted), or `refused: REASON` (over a per-key bound).
+    #[serde(default)]
+    pub status: String,
 }
 
 /// `POST /v1/trust/records` body.
@@ -153,7 +158,7 @@ fn view(bytes: &[u8]) -> Result<RecordView, ApiError> {
             ("revocation", format!("{} revokes {}: {}", r.body.issuer, r.body.subject, r.body.reason))
         }
     };
-    Ok(RecordView { id, kind: kind.into(), summary, record: hex(bytes) })
+    Ok(RecordView { id, kind: kind.into(), summary, record: hex(bytes), status: "admitted".to_owned() })
 }
 
 fn trust_view(state: &ApiState) -> TrustView {
@@ -209,8 +214,14 @@ pub(crate) async fn import(
     ApiJson(body): ApiJson<ImportBody>,
 ) -> Result<Json<RecordView>, ApiError> {
     let bytes = unhex(&body.record)?;
-    let shown = view(&bytes)?;
-    state.node.import_trust_record(bytes).await?;
+    let mut shown = view(&bytes)?;
+    let (_, admission) = state.node.import_trust_record(bytes).await?;
+    shown.status = match admission {
+        Admission::Admitted => "admitted".to_owned(),
+        Admission::Known => "known".to_owned(),
+        Admission::Pending => "not-trusted".to_owned(),
+        Admission::Refused(why) => format!("refused: {why}"),
+    };
     Ok(Json(shown))
 }
 
