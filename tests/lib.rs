@@ -30,7 +30,6 @@ pub fn test_config(home: &Path) -> NodeConfig {
     c.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().expect("valid multiaddr")];
     c.request_timeout_secs = 10;
     c.hash_threads = 2;
-    c.bulk_port = 0;
     c
 }
 

@@ -76,7 +76,6 @@ impl Api {
         let mut config = lien_node::NodeConfig::load(home)?;
         config.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().context("loopback multiaddr")?];
         config.bootstrap.clear();
-        config.bulk_port = 0; // a temporary node must not take the daemon's ports
         tracing::info!("no daemon runs for {}: using a temporary node", home.display());
         let node = lien_node::Node::start(config).await.map_err(|e| crate::daemon::start_error(home, e))?;
         let listener = match tokio::net::TcpListener::bind(("127.0.0.1", 0)).await {
@@ -222,6 +221,26 @@ fn http_client() -> Result<reqwest::Client> {
         .connect_timeout(Duration::from_secs(5))
         .build()
         .context("cannot create an HTTP client")
+}
+
+/// Waits until the daemon of `home` answers (its `daemon.json` exists and its API responds), at
+/// most `limit`.
+pub async fn wait_for_daemon(home: &Path, limit: Duration) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + limit;
+    // Bounded by the deadline: one probe every 100 ms.
+    loop {
+        if Api::find(home).await?.is_some() {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!(
+                "no lien daemon answered for {} within {} s (is it running? see its log)",
+                home.display(),
+                limit.as_secs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Runs `f` against the daemon, or a temporary node that is stopped afterwards.

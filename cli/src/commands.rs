@@ -134,7 +134,6 @@ async fn get_without_daemon(home: &Path, args: &GetArgs, dir: &Path) -> Result<G
     config.listen =
         if args.listen.is_empty() { config.listen.iter().map(any_port).collect() } else { args.listen.clone() };
     config.bootstrap.extend(args.bootstrap.iter().cloned());
-    config.bulk_port = 0; // nor the daemon's bulk channel port
     config.validate()?;
     let wants_peers = !config.bootstrap.is_empty();
     tracing::info!("no daemon runs for {}: starting a temporary node", home.display());

@@ -62,9 +62,6 @@ pub async fn run(home: &Path, args: DaemonArgs) -> Result<()> {
         config.listen = args.listen;
     }
     config.bootstrap.extend(args.bootstrap);
-    if let Some(port) = args.bulk_port {
-        config.bulk_port = port;
-    }
     config.validate()?;
     let mut api_config = ApiConfig::load(home)?;
     if let Some(addr) = args.api {

@@ -90,7 +90,9 @@ pub enum Command {
     #[command(after_help = "Example:\n  lien peers")]
     Peers,
     /// Show the node's peer id, publisher key, addresses, peers and storage.
-    #[command(after_help = "Example:\n  lien status --json\n  lien status --watch --interval 5")]
+    #[command(
+        after_help = "Example:\n  lien status --json\n  lien status --watch --interval 5\n  lien daemon & lien status --wait 30   # in a script: wait for the daemon to answer"
+    )]
     Status(StatusArgs),
     /// Keep a local dataset.
     #[command(after_help = "Example:\n  lien pin 5c1f...e9")]
@@ -132,9 +134,6 @@ pub struct DaemonArgs {
     /// Address of the HTTP API (replaces [api] listen).
     #[arg(long, value_name = "ADDR")]
     pub api: Option<std::net::SocketAddr>,
-    /// TCP port of the bulk data channel (replaces [node] bulk_port; 0 = any free port).
-    #[arg(long, value_name = "PORT")]
-    pub bulk_port: Option<u16>,
 }
 
 /// `lien publish`
@@ -224,6 +223,10 @@ pub struct StatusArgs {
     /// With --watch: stop after this many refreshes [default: until interrupted].
     #[arg(long, value_name = "N")]
     pub count: Option<u64>,
+    /// Wait up to SECS for this home's daemon to answer, then show its status (fails if it does
+    /// not answer in time; never starts a temporary node). For scripts that start a daemon.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub wait: Option<u64>,
 }
 
 /// `lien get`
@@ -357,7 +360,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ls => commands::ls(&home, &out).await,
         Command::Peers => commands::peers(&home, &out).await,
         Command::Status(args) if args.watch => commands::watch(&home, &args, &out).await,
-        Command::Status(_) => commands::status(&home, &out).await,
+        Command::Status(args) => {
+            if let Some(secs) = args.wait {
+                client::wait_for_daemon(&home, Duration::from_secs(secs)).await?;
+            }
+            commands::status(&home, &out).await
+        }
         Command::Import(ImportCommand::Ckan(args)) => commands::import_ckan(&home, args, &out).await,
         Command::Pin(arg) => commands::local_change(&home, &arg.id, "pin", &out).await,
         Command::Unpin(arg) => commands::local_change(&home, &arg.id, "unpin", &out).await,

@@ -113,14 +113,11 @@ pub struct NodeConfig {
     /// Pre-shared key (64 hex digits) of a private network: only nodes holding it can even
     /// complete a connection (libp2p `pnet`, TCP only; QUIC listen addresses are skipped).
     pub private_network_key: Option<String>,
-    /// Move chunk traffic to the bulk channel (a second TCP connection sealed with AES-GCM keys
-    /// handed out over the libp2p connection; see `lien_protocol::bulk`) when the peer offers
-    /// one. Off, or on a private network, every byte goes over libp2p.
+    /// Move chunk traffic to the bulk channel (a second TCP connection to the peer's libp2p TCP
+    /// port, sealed with AES-GCM keys handed out over the libp2p connection; see
+    /// `lien_protocol::bulk`) when the peer offers one. Off, or on a private network, every byte
+    /// goes over libp2p.
     pub bulk_transfer: bool,
-    /// TCP port of the bulk channel listener (0 = any free port; the port travels in tickets,
-    /// so only firewalls care). It listens on the IP of the first TCP listen address; a taken
-    /// port stops the node from starting, as for its other ports.
-    pub bulk_port: u16,
     /// Adversary mode for simulations and tests: serve corrupted chunk bytes. Never set this on
     /// a real node.
     pub adversary_corrupt_chunks: bool,
@@ -162,7 +159,6 @@ impl Default for NodeConfig {
             mirror_themes: Vec::new(),
             private_network_key: None,
             bulk_transfer: true,
-            bulk_port: 4039,
             adversary_corrupt_chunks: false,
         }
     }
@@ -314,7 +310,6 @@ mod tests {
         assert!(c.validate().is_ok());
         assert_eq!(c.network, "vn-gov");
         assert!(c.bulk_enabled());
-        assert_eq!(c.bulk_port, NodeConfig::default().bulk_port);
     }
 
     #[test]

@@ -176,20 +176,18 @@ impl Node {
                 Err(_) => Verdict::Reject,
             }),
             validate_record: Arc::new(validate_name_record),
+            bulk_handoff: None,
             transport,
         };
+        // The bulk channel shares the libp2p TCP port (network/shared_port.rs): there is no
+        // port of its own to bind, so daemons on one host never collide over it.
         let simulated = setup.transport.is_some();
+        let bulk = (config.bulk_enabled() && !simulated && listens_on_tcp(&config)).then(|| {
+            let (handoff, accepted) = mpsc::channel(crate::bulk::HANDOFF_QUEUE);
+            (handoff, accepted, crate::bulk::BulkServer::new())
+        });
+        let setup = NetworkSetup { bulk_handoff: bulk.as_ref().map(|(handoff, _, _)| handoff.clone()), ..setup };
         let (net, net_task) = network::spawn(&config, setup, events_tx)?;
-        let bulk = match bulk_listen_ip(&config) {
-            Some(ip) if config.bulk_enabled() && !simulated => {
-                let (server, listener) = crate::bulk::BulkServer::bind(ip, config.bulk_port)
-                    .await
-                    .map_err(|e| NodeError::Invalid(format!("bulk channel: cannot listen on {ip}: {e}")))?;
-                tracing::info!(port = server.port(), "bulk channel listening");
-                Some((server, listener))
-            }
-            _ => None,
-        };
         let uploads = Arc::new(Semaphore::new(config.max_concurrent_uploads.max(1)));
         let inner = Arc::new(Inner {
             config,
@@ -201,7 +199,7 @@ impl Node {
             audit,
             fetch_locks: Default::default(),
             uploads,
-            bulk_server: bulk.as_ref().map(|(server, _)| server.clone()),
+            bulk_server: bulk.as_ref().map(|(_, _, server)| server.clone()),
             bulk_clients: Default::default(),
             catch_up: Default::default(),
         });
@@ -210,8 +208,8 @@ impl Node {
         if inner.config.min_peers > 0 {
             tasks.push(tokio::spawn(keep_connected(inner.clone())));
         }
-        if let Some((server, listener)) = bulk {
-            tasks.push(tokio::spawn(crate::bulk::accept_loop(inner.clone(), server, listener)));
+        if let Some((_, accepted, server)) = bulk {
+            tasks.push(tokio::spawn(crate::bulk::accept_loop(inner.clone(), server, accepted)));
         }
         let node = Node { inner, tasks: Arc::new(std::sync::Mutex::new(tasks)) };
         node.reconnect_known_peers().await;
@@ -526,9 +524,16 @@ impl Node {
 }
 
 /// The IP the bulk listener binds: that of the first TCP listen address (none without TCP).
-fn bulk_listen_ip(config: &NodeConfig) -> Option<std::net::IpAddr> {
-    let is_tcp = |addr: &Multiaddr| addr.iter().any(|p| matches!(p, libp2p::multiaddr::Protocol::Tcp(_)));
-    config.listen.iter().filter(|a| is_tcp(a)).find_map(network::ip_limits::ip_of)
+fn listens_on_tcp(config: &NodeConfig) -> bool {
+    config.listen.iter().any(|a| tcp_port_of(a).is_some())
+}
+
+/// The TCP port of a multiaddr, if it has one.
+fn tcp_port_of(addr: &Multiaddr) -> Option<u16> {
+    addr.iter().find_map(|p| match p {
+        libp2p::multiaddr::Protocol::Tcp(port) => Some(port),
+        _ => None,
+    })
 }
 
 /// Opens the audit log; a log that no longer verifies is set aside (kept as evidence) and a new
@@ -593,7 +598,18 @@ async fn dispatch(inner: Arc<Inner>, mut events: mpsc::Receiver<NetEvent>) {
                 });
             }
             NetEvent::Inbound { peer, request: Request::OpenBulk { version }, channel } => {
+                if let Some(server) = inner.bulk_server.as_ref().filter(|s| s.port() == 0) {
+                    // The port the listener got (the config may say /tcp/0) is known once listening.
+                    let addrs = inner.net.listen_addrs().await.unwrap_or_default();
+                    if let Some(port) = addrs.iter().find_map(tcp_port_of) {
+                        server.set_port(port);
+                    }
+                }
                 let response = match &inner.bulk_server {
+                    Some(server) if server.port() == 0 => Response::error(
+                        lien_protocol::wire::ErrorCode::NotFound,
+                        "the bulk channel is not listening yet",
+                    ),
                     Some(server) if version == lien_protocol::bulk::VERSION => server.issue(peer),
                     Some(_) => Response::error(lien_protocol::wire::ErrorCode::BadRequest, "unsupported bulk version"),
                     None => Response::error(lien_protocol::wire::ErrorCode::NotFound, "this node has no bulk channel"),

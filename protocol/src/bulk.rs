@@ -6,13 +6,15 @@
 //! what the disk and loopback can do (BENCHMARKS.md). So chunk requests may move to a second
 //! connection: the fetcher asks over the authenticated libp2p connection for a ticket
 //! ([`crate::wire::Request::OpenBulk`]); the server answers with a port, a single-use token and a
-//! fresh random secret ([`crate::wire::Response::BulkTicket`]). The fetcher connects, sends the
+//! fresh random secret ([`crate::wire::Response::BulkTicket`]). The fetcher connects to the
+//! port of the server's libp2p TCP listener (the channel shares it: the server tells the two
+//! apart by the [`PREAMBLE`], which no libp2p connection starts with), sends the preamble and the
 //! token, and from then on every message in either direction is one AES-128-GCM frame keyed from
 //! the secret. Only the two ends of the noise session know the secret, so the channel has the
 //! same confidentiality, integrity and peer identity as the connection that issued it.
 //!
 //! ```text
-//! connection := token (TOKEN_LEN bytes), then frames in both directions
+//! connection := PREAMBLE (8 bytes), token (TOKEN_LEN bytes), then frames in both directions
 //! frame      := u32-be n, then n bytes of AES-128-GCM ciphertext with its 16-byte tag
 //! nonce      := 4 zero bytes ‖ u64-be frame counter of that direction (0, 1, 2, ...)
 //! key        := first 16 bytes of BLAKE3 derive_key(context of the direction, secret)
@@ -27,8 +29,12 @@ use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_128_GCM, NONCE_LEN};
 
 use crate::wire::{Response, WireError, MAX_CHUNKS_PAYLOAD};
 
-/// Version of the bulk channel, sent in [`crate::wire::Request::OpenBulk`].
-pub const VERSION: u32 = 1;
+/// Version of the bulk channel, sent in [`crate::wire::Request::OpenBulk`]. Version 2 shares
+/// the libp2p TCP port and starts with [`PREAMBLE`]; version 1 had a port of its own.
+pub const VERSION: u32 = 2;
+/// First bytes of a bulk connection. A libp2p TCP connection starts with multistream-select's
+/// length byte 0x13 (or, on a private network, a random pnet nonce), never with these.
+pub const PREAMBLE: &[u8; 8] = b"LIEN-BK2";
 /// Length of a ticket's token.
 pub const TOKEN_LEN: usize = 16;
 /// Length of a ticket's secret.

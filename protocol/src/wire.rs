@@ -156,7 +156,7 @@ pub enum Response {
     /// this connection reached, send `token`, then speak the channel sealed with keys derived
     /// from `secret` (see [`crate::bulk`]).
     BulkTicket {
-        /// TCP port of the bulk listener.
+        /// TCP port of the bulk channel: the server's libp2p TCP listen port.
         port: u16,
         /// The ticket's token, the first bytes sent on the new connection.
         #[serde(with = "serde_bytes")]

@@ -65,7 +65,7 @@ class Daemon:
         self.log = open(log, "w", encoding="utf-8")
         self.proc = subprocess.Popen(
             [LIEN, "--home", str(self.home), "daemon", "--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0",
-             "--bulk-port", "0", *extra_args],
+             *extra_args],
             stdout=self.log, stderr=subprocess.STDOUT,
         )
         info = wait_for("daemon.json of " + str(self.home), self._info, 60)

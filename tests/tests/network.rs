@@ -643,12 +643,18 @@ async fn bulk_ticket(asker: &TestNode, server: &TestNode) -> Result<(u16, Vec<u8
     }
 }
 
+/// The first bytes of a bulk connection: the preamble (the channel shares the libp2p TCP port),
+/// then the token.
+fn opening(token: &[u8]) -> Vec<u8> {
+    [&lien_protocol::bulk::PREAMBLE[..], token].concat()
+}
+
 /// One sealed request on a fresh bulk connection; returns the response header and payload.
 async fn bulk_request(port: u16, token: &[u8], secret: &[u8], request: Request) -> Result<(Response, Vec<u8>)> {
     use lien_protocol::bulk::{self, Role};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-    s.write_all(token).await?;
+    s.write_all(&opening(token)).await?;
     let (mut sealer, mut opener) = bulk::channel(Role::Fetcher, secret)?;
     let mut frame = request.encode()?;
     sealer.seal(&mut frame)?;
@@ -687,7 +693,7 @@ async fn the_bulk_channel_admits_only_ticket_holders_and_authentic_frames() -> R
     // A made-up token: the server hangs up without sending anything.
     let (port, token, secret) = bulk_ticket(&b, &a).await?;
     let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-    s.write_all(&[0u8; bulk::TOKEN_LEN]).await?;
+    s.write_all(&opening(&[0u8; bulk::TOKEN_LEN])).await?;
     assert!(closed_without_a_word(&mut s).await?, "a wrong token was answered");
 
     // The real ticket: a sealed request gets chunk 1, which verifies against the published file.
@@ -698,14 +704,14 @@ async fn the_bulk_channel_admits_only_ticket_holders_and_authentic_frames() -> R
 
     // The same ticket again: single use.
     let mut again = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-    again.write_all(&token).await?;
+    again.write_all(&opening(&token)).await?;
     assert!(closed_without_a_word(&mut again).await?, "a ticket was accepted twice");
 
     // A fresh ticket, and a frame with one flipped bit: the connection ends, nothing is served.
     let (_, token, secret) = bulk_ticket(&b, &a).await?;
     let served_before = a.node.stats().bulk_served;
     let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-    s.write_all(&token).await?;
+    s.write_all(&opening(&token)).await?;
     let (mut sealer, _) = bulk::channel(Role::Fetcher, &secret)?;
     let mut frame = chunks.encode()?;
     sealer.seal(&mut frame)?;
@@ -718,7 +724,7 @@ async fn the_bulk_channel_admits_only_ticket_holders_and_authentic_frames() -> R
     // A frame sealed with another ticket's secret (someone who saw only the token): refused too.
     let (_, token, _) = bulk_ticket(&b, &a).await?;
     let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-    s.write_all(&token).await?;
+    s.write_all(&opening(&token)).await?;
     let (mut wrong, _) = bulk::channel(Role::Fetcher, &[7u8; bulk::SECRET_LEN])?;
     let mut frame = chunks.encode()?;
     wrong.seal(&mut frame)?;

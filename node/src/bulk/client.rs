@@ -142,7 +142,10 @@ async fn open(inner: &Arc<Inner>, peer: PeerId) -> Result<Channel, String> {
         .map_err(|_| format!("connecting to {ip}:{port} timed out"))?
         .map_err(|e| format!("cannot connect to {ip}:{port}: {e}"))?;
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
-    stream.write_all(&token).await.map_err(|e| e.to_string())?;
+    let mut opening = Vec::with_capacity(bulk::PREAMBLE.len() + token.len());
+    opening.extend_from_slice(bulk::PREAMBLE);
+    opening.extend_from_slice(&token);
+    stream.write_all(&opening).await.map_err(|e| e.to_string())?;
     let (requests, queue) = mpsc::channel(QUEUE);
     tokio::spawn(run(stream, sealer, opener, queue, inner.bulk_clients.pool.clone()));
     Ok(Channel { requests })

@@ -15,7 +15,7 @@ mod frames;
 mod server;
 
 pub(crate) use client::BulkClients;
-pub(crate) use server::{accept_loop, BulkServer};
+pub(crate) use server::{accept_loop, BulkServer, HANDOFF_QUEUE};
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,16 +2,16 @@
 //! and answers their chunk requests with the same code, checks and audit as libp2p requests.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use libp2p::PeerId;
-use lien_protocol::bulk::{self, Role, SECRET_LEN, TOKEN_LEN};
+use lien_protocol::bulk::{self, Role, PREAMBLE, SECRET_LEN, TOKEN_LEN};
 use lien_protocol::wire::{ErrorCode, Request, Response, MAX_REQUEST_LEN};
 use rand::RngCore;
 use tokio::io::AsyncReadExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
@@ -39,41 +39,41 @@ struct Ticket {
     expires: Instant,
 }
 
-/// The bulk listener's state: its port and the tickets it issued.
+/// Accepted bulk connections waiting for the server (the TCP listener hands them over).
+pub(crate) const HANDOFF_QUEUE: usize = 64;
+
+/// The bulk channel's state: the port tickets point to and the tickets issued.
 pub(crate) struct BulkServer {
-    port: u16,
+    /// The libp2p TCP listen port the channel shares (0 until known).
+    port: AtomicU16,
     tickets: Mutex<HashMap<[u8; TOKEN_LEN], Ticket>>,
     connections: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for BulkServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BulkServer").field("port", &self.port).finish_non_exhaustive()
+        f.debug_struct("BulkServer").field("port", &self.port()).finish_non_exhaustive()
     }
 }
 
 impl BulkServer {
-    /// Binds the listener on `ip:port`. A taken port is an error, as for the node's other ports:
-    /// firewalls are opened for the configured one.
-    pub(crate) async fn bind(ip: IpAddr, port: u16) -> std::io::Result<(Arc<BulkServer>, TcpListener)> {
-        let listener = TcpListener::bind(SocketAddr::new(ip, port)).await.map_err(|e| {
-            std::io::Error::new(
-                e.kind(),
-                format!("port {port}: {e} (set node.bulk_port or `lien daemon --bulk-port`; 0 = any free port)"),
-            )
-        })?;
-        let port = listener.local_addr()?.port();
-        let server = BulkServer {
-            port,
+    /// A server with no tickets; its port is set once the libp2p TCP listener has one.
+    pub(crate) fn new() -> Arc<BulkServer> {
+        Arc::new(BulkServer {
+            port: AtomicU16::new(0),
             tickets: Mutex::new(HashMap::new()),
             connections: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
-        };
-        Ok((Arc::new(server), listener))
+        })
     }
 
-    /// The port tickets point to.
+    /// The port tickets point to (0: not known yet).
     pub(crate) fn port(&self) -> u16 {
-        self.port
+        self.port.load(Ordering::Relaxed)
+    }
+
+    /// Records the libp2p TCP listen port.
+    pub(crate) fn set_port(&self, port: u16) {
+        self.port.store(port, Ordering::Relaxed);
     }
 
     /// Issues a single-use ticket for `peer`.
@@ -92,7 +92,7 @@ impl BulkServer {
             }
             tickets.insert(token, Ticket { peer, secret, expires: now + TICKET_LIFETIME });
         }
-        Response::BulkTicket { port: self.port, token: token.to_vec(), secret: secret.to_vec() }
+        Response::BulkTicket { port: self.port(), token: token.to_vec(), secret: secret.to_vec() }
     }
 
     /// Takes the ticket for `token` if it exists and has not expired.
@@ -102,17 +102,10 @@ impl BulkServer {
     }
 }
 
-/// Accepts bulk connections until the listener fails.
-pub(crate) async fn accept_loop(inner: Arc<Inner>, server: Arc<BulkServer>, listener: TcpListener) {
-    loop {
-        let (stream, addr) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!("bulk channel: accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
+/// Serves the bulk connections the libp2p TCP listener hands over, until the node stops.
+pub(crate) async fn accept_loop(inner: Arc<Inner>, server: Arc<BulkServer>, mut accepted: mpsc::Receiver<TcpStream>) {
+    while let Some(stream) = accepted.recv().await {
+        let addr = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
         let Ok(permit) = server.connections.clone().try_acquire_owned() else {
             tracing::debug!(%addr, "bulk channel: too many connections; refusing one");
             continue;
@@ -133,10 +126,15 @@ type Pending = (tokio::task::JoinHandle<TransferResponse>, Option<OwnedSemaphore
 /// Serves one connection: token, then requests answered in order.
 async fn serve_connection(inner: Arc<Inner>, server: Arc<BulkServer>, mut stream: TcpStream) -> Result<(), FrameError> {
     stream.set_nodelay(true)?;
-    let mut token = [0u8; TOKEN_LEN];
-    tokio::time::timeout(TOKEN_TIMEOUT, stream.read_exact(&mut token))
+    let mut opening = [0u8; PREAMBLE.len() + TOKEN_LEN];
+    tokio::time::timeout(TOKEN_TIMEOUT, stream.read_exact(&mut opening))
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no token"))??;
+    let (preamble, token) = opening.split_at(PREAMBLE.len());
+    let token: [u8; TOKEN_LEN] = token.try_into().map_err(|_| std::io::Error::other("token length"))?;
+    if preamble != PREAMBLE {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "not a bulk connection").into());
+    }
     let Some(ticket) = server.redeem(&token) else {
         return Err(std::io::Error::new(std::io::ErrorKind::PermissionDenied, "unknown or expired ticket").into());
     };

@@ -94,7 +94,8 @@ pub fn spawn(
     Ok((NetworkHandle { tx, peer_id }, task))
 }
 
-/// Builds the swarm: TCP and QUIC with noise and yamux, or, for a private network, TCP with the
+/// Builds the swarm: TCP (whose inbound connections pass the bulk channel's port sharing,
+/// `shared_port`) and QUIC with noise and yamux, or, for a private network, TCP with the
 /// pre-shared-key layer (pnet) under noise and yamux, or the transport `setup` supplies.
 fn build_swarm(
     keypair: &libp2p::identity::Keypair,
@@ -118,11 +119,23 @@ fn build_swarm(
             .build();
         return Ok(swarm);
     }
+    let handoff = setup.bulk_handoff.clone();
     let swarm = match config.psk() {
         None => builder
-            .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux_config)
-            .map_err(|e| setup_err(&e))?
             .with_quic()
+            .with_other_transport(move |key| {
+                use libp2p::Transport;
+                let noise = noise::Config::new(key)?;
+                let handoff = handoff.clone();
+                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(
+                    tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
+                        .and_then(move |socket, endpoint| super::shared_port::demux(socket, endpoint, handoff.clone()))
+                        .upgrade(libp2p::core::upgrade::Version::V1Lazy)
+                        .authenticate(noise)
+                        .multiplex(yamux_config()),
+                )
+            })
+            .map_err(|e| setup_err(&e))?
             .with_behaviour(behaviour)
             .map_err(|e| setup_err(&e))?
             .with_swarm_config(idle)

@@ -5,6 +5,9 @@ pub mod behaviour;
 pub mod codec;
 mod event_loop;
 pub mod ip_limits;
+mod shared_port;
+
+pub use shared_port::BulkHandoff;
 
 use std::time::Duration;
 
@@ -246,6 +249,9 @@ pub struct NetworkSetup {
     /// A transport to run on instead of TCP and QUIC (lien-sim's simulated network); `None` in
     /// every real deployment.
     pub transport: Option<TransportFactory>,
+    /// Where inbound bulk-channel connections on the libp2p TCP port go (`None`: no bulk
+    /// channel; every TCP connection is libp2p's).
+    pub bulk_handoff: Option<BulkHandoff>,
 }
 
 /// A fully upgraded libp2p transport (authenticated and multiplexed), boxed.
