@@ -3,13 +3,17 @@
 //! per peer → verify every chunk before writing it → persist progress → verify each whole file →
 //! rename it into place → provide the dataset.
 //!
+//! Files are written below the output folder without following links planted there, and a
+//! dataset path may not end in `.lien-part` (`output.rs`).
+//!
 //! Progress survives crashes: chunks are written into `<path>.lien-part` files, and a chunk's bit
 //! is set in the store only after its bytes are fsynced, so a restarted fetch downloads only
 //! what was not yet durable. A peer that sends bad data is never asked again; a peer that fails
 //! or vanishes costs a retry elsewhere.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::fs::{File, OpenOptions};
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -25,7 +29,8 @@ use tokio::time::Instant;
 use crate::chunks::{bit, chunk_list_key, write_at, ChunkListError};
 use crate::network::{NetError, NetworkHandle};
 use crate::node::Inner;
-use crate::store::{FileRecord, LocalDataset, LocalKind, StoreError};
+use crate::output::{self, Folder, Folders, ReservedPath};
+use crate::store::{FileRecord, LocalDataset, LocalKind, Readers, StoreError};
 
 /// Bytes written before they are fsynced and marked present (and so offered to other peers).
 const SYNC_EVERY_BYTES: u64 = 8 << 20;
@@ -177,6 +182,9 @@ pub enum FetchError {
         /// Why.
         reason: String,
     },
+    /// A path of the dataset takes the name reserved for partial files.
+    #[error(transparent)]
+    ReservedPath(#[from] ReservedPath),
     /// A background task failed.
     #[error("internal task failed: {0}")]
     Task(String),
@@ -248,6 +256,12 @@ async fn ask_any<T>(
 /// One file being fetched.
 struct FileJob {
     entry: FileEntry,
+    /// The folder the file goes to, opened without following links.
+    folder: Folder,
+    /// The file's name in `folder`.
+    name: OsString,
+    /// Its partial file's name in `folder`.
+    part: OsString,
     final_path: PathBuf,
     part_path: PathBuf,
     list: Option<Arc<ChunkList>>,
@@ -294,6 +308,8 @@ struct PeerState {
     since_window_change: usize,
     /// Files this peer holds whole (per its last `Have`): a seed for them.
     seed_of: std::collections::HashSet<usize>,
+    /// Files whose `Have` from this peer did not fit (another chunk count): never asked again.
+    misfits: std::collections::HashSet<usize>,
 }
 
 /// Successful answers after which a peer's request window grows by one (a probe: if the peer
@@ -403,6 +419,9 @@ impl PeerState {
 
     /// Whether this peer may hold `unit`, and whether to ask it `Have` first.
     fn may_hold(&self, unit: &Unit) -> Option<bool> {
+        if self.misfits.contains(&unit.file) {
+            return None;
+        }
         match self.have.get(&unit.file) {
             None => Some(true),
             Some((bitmap, _)) if (unit.first..unit.first + u64::from(unit.count)).all(|i| bit(bitmap, i)) => {
@@ -415,12 +434,27 @@ impl PeerState {
 }
 
 enum Outcome {
+    /// The peer's `Have` does not fit the file (another chunk count): it holds the file cut
+    /// into other chunks, or it misbehaves. Either way its chunk indices are not ours.
+    Misfit(String),
     Written(u64, Option<Vec<u8>>),
     Corrupt(Option<Vec<u8>>),
     Forbidden,
     NotHeld(Vec<u8>),
     Busy,
     Failed(String),
+}
+
+/// Checks a peer's `Have` answer against the file's chunk count: a bitmap for another count
+/// (too short or too long) is the peer's error, never read as if it were about our chunks.
+fn check_have(count: u64, bitmap: &[u8], expected: u64) -> Result<(), String> {
+    if count != expected {
+        return Err(format!("its Have counts {count} chunks, the file has {expected}"));
+    }
+    if bitmap.len() as u64 != expected.div_ceil(8) {
+        return Err(format!("its Have bitmap has {} bytes for {expected} chunks", bitmap.len()));
+    }
+    Ok(())
 }
 
 /// Fetches manifest `id` into `root`. See the module docs for the steps.
@@ -538,6 +572,10 @@ async fn fetch_locked(
             }
         }
     };
+    // Before anything is written: no path may take the name of another file's partial file.
+    for e in &entries {
+        output::check_not_reserved(&e.path)?;
+    }
     let total: u64 = entries.iter().map(|e| e.size).sum();
     check_quota(inner, id, total)?;
     std::fs::create_dir_all(root).map_err(io(root))?;
@@ -560,8 +598,9 @@ async fn fetch_locked(
     // 4. Local preparation: skip what is present, reuse local copies, create part files.
     let prep_store = store.clone();
     let prep_root = root.clone();
-    let readers = manifest.body().metadata.readers.clone();
-    let (mut jobs, queue) = blocking(move || prepare(&prep_store, &prep_root, entries, &readers)).await?;
+    let readers = Readers::from_metadata(&manifest.body().metadata.readers);
+    let threads = inner.config.hash_threads();
+    let (mut jobs, queue) = blocking(move || prepare(&prep_store, &prep_root, entries, &readers, threads)).await?;
     // A random order per fetcher (as BitTorrent's random-first): nodes fetching the same
     // dataset at once hold different chunks early, so they can serve each other instead of all
     // asking the publisher for the same ones.
@@ -702,6 +741,11 @@ async fn fetch_locked(
         let state = peers.entry(peer).or_default();
         state.in_flight = state.in_flight.saturating_sub(1);
         match outcome {
+            Outcome::Misfit(reason) => {
+                tracing::info!(%peer, file = %jobs[unit.file].entry.path, "not asking this peer for the file: {reason}");
+                state.misfits.insert(unit.file);
+                queue.push_front(unit);
+            }
             Outcome::Corrupt(have) => {
                 if let Some(h) = have {
                     state.record_have(unit.file, h, chunk_count);
@@ -777,11 +821,19 @@ async fn fetch_locked(
         }
     }
     if all_complete {
-        let copies: Vec<(PathBuf, PathBuf)> =
-            jobs.iter().filter_map(|j| j.copy_of.map(|k| (jobs[k].final_path.clone(), j.final_path.clone()))).collect();
+        let copies: Vec<(PathBuf, Folder, OsString, OsString, FileEntry)> = jobs
+            .iter()
+            .filter_map(|j| {
+                let k = j.copy_of?;
+                Some((jobs[k].final_path.clone(), j.folder.clone(), j.part.clone(), j.name.clone(), j.entry.clone()))
+            })
+            .collect();
+        let threads = inner.config.hash_threads();
         blocking(move || {
-            for (from, to) in copies {
-                std::fs::copy(&from, &to).map_err(io(&to))?;
+            for (from, folder, part, name, entry) in copies {
+                if !copy_verified(&from, &folder, &part, &name, &entry, threads)? {
+                    return Err(FetchError::FileMismatch(folder.path().join(name)));
+                }
             }
             Ok(())
         })
@@ -873,7 +925,11 @@ async fn request_unit(
     if ask_have {
         match inner.net.request(peer, Request::Have { file }).await {
             Ok(r) => match r.header {
-                Response::Have { bitmap, .. } => {
+                Response::Have { count, bitmap } => {
+                    let expected = target.entry.chunk_size.count(target.entry.size);
+                    if let Err(reason) = check_have(count, &bitmap, expected) {
+                        return (peer, unit, Outcome::Misfit(reason));
+                    }
                     if !range.clone().all(|i| bit(&bitmap, i)) {
                         return (peer, unit, Outcome::NotHeld(bitmap));
                     }
@@ -983,52 +1039,82 @@ async fn wait_sync(job: &mut FileJob) -> Result<(), FetchError> {
 /// Syncs, verifies the whole file against its id, and renames it into place.
 async fn finish_file(inner: &Arc<Inner>, job: &mut FileJob) -> Result<(), FetchError> {
     sync_and_mark(inner, job).await?;
-    let Some(_) = job.file.take() else { return Ok(()) };
+    let Some(file) = job.file.take() else { return Ok(()) };
     let store = inner.store.clone();
     let entry = job.entry.clone();
-    let (part, final_path) = (job.part_path.clone(), job.final_path.clone());
+    let (folder, part, name) = (job.folder.clone(), job.part.clone(), job.name.clone());
+    let (part_path, final_path) = (job.part_path.clone(), job.final_path.clone());
     let threads = inner.config.hash_threads();
     blocking(move || {
-        let digest = crate::hashing::hash_file(&part, entry.chunk_size, threads, &|_, _| {}).map_err(io(&part))?;
+        // The bytes behind the descriptor written to, whatever the partial file's name holds now.
+        let digest =
+            crate::hashing::hash_open_file(&file, entry.chunk_size, threads, &|_, _| {}).map_err(io(&part_path))?;
         if digest.id != entry.id {
             // Start this file over rather than ever exposing it.
             store.remove_file(&entry.id)?;
-            let _ = std::fs::remove_file(&part);
+            let _ = folder.remove(&part);
             return Err(FetchError::FileMismatch(final_path));
         }
-        std::fs::rename(&part, &final_path).map_err(io(&final_path))?;
-        if let Some(parent) = final_path.parent() {
-            if let Ok(d) = File::open(parent) {
-                let _ = d.sync_all();
-            }
-        }
+        folder.rename_into_place(&part, &name, &file).map_err(io(&final_path))?;
+        let _ = folder.sync();
         store.set_file_complete(&entry.id, &final_path)?;
         Ok(())
     })
     .await
 }
 
+/// Copies `from` (a complete copy of `entry` held here) to `name` in `folder`: into the partial
+/// file `part` first, verified against the file's id there, then renamed into place. Returns
+/// false (and leaves nothing behind) if the bytes read do not make up the file.
+fn copy_verified(
+    from: &Path,
+    folder: &Folder,
+    part: &OsStr,
+    name: &OsStr,
+    entry: &FileEntry,
+    threads: usize,
+) -> Result<bool, FetchError> {
+    let to = folder.path().join(name);
+    let mut src = File::open(from).map_err(io(from))?;
+    let mut dst = folder.create(part).map_err(io(&to))?;
+    std::io::copy(&mut src, &mut dst).map_err(io(&to))?;
+    dst.sync_data().map_err(io(&to))?;
+    let digest = crate::hashing::hash_open_file(&dst, entry.chunk_size, threads, &|_, _| {}).map_err(io(&to))?;
+    if digest.id != entry.id {
+        tracing::warn!(path = %from.display(), "a local copy does not match its id; downloading the file instead");
+        folder.remove(part).map_err(io(&to))?;
+        return Ok(false);
+    }
+    folder.rename_into_place(part, name, &dst).map_err(io(&to))?;
+    Ok(true)
+}
+
 /// Decides, per file, what is already here and what must be downloaded.
+///
+/// Files are written below `root` through [`Folders`]: no link planted under `root` is followed
+/// (see `output.rs`). Every file's record gets `readers` merged in (they only narrow), whether
+/// the file is downloaded, resumed or copied from a copy held here.
 fn prepare(
     store: &crate::store::Store,
     root: &Path,
     entries: Vec<FileEntry>,
-    readers: &[String],
+    readers: &Readers,
+    threads: usize,
 ) -> Result<(Vec<FileJob>, Vec<Unit>), FetchError> {
+    let mut folders = Folders::new(root).map_err(io(root))?;
     let mut jobs = Vec::new();
     let mut queue = Vec::new();
     for (idx, entry) in entries.into_iter().enumerate() {
-        let final_path = entry.path.components().fold(root.to_path_buf(), |p, c| p.join(c));
-        let part_path = {
-            let mut s = final_path.clone().into_os_string();
-            s.push(".lien-part");
-            PathBuf::from(s)
-        };
-        if let Some(parent) = final_path.parent() {
-            std::fs::create_dir_all(parent).map_err(io(parent))?;
-        }
+        output::check_not_reserved(&entry.path)?;
+        let (folder, name) = folders.parent_of(&entry.path).map_err(io(&root.join(entry.path.as_str())))?;
+        let part = output::part_name(&name);
+        let final_path = folder.path().join(&name);
+        let part_path = folder.path().join(&part);
         let mut job = FileJob {
             entry,
+            folder,
+            name: OsString::from(name),
+            part,
             final_path,
             part_path,
             list: None,
@@ -1046,18 +1132,23 @@ fn prepare(
             continue;
         }
         let existing = store.file(&job.entry.id)?;
+        if existing.is_some() {
+            // Held already (for another dataset, or partly): this dataset's readers apply too.
+            store.narrow_readers(&job.entry.id, readers)?;
+        }
         if let Some(rec) = existing.as_ref().filter(|r| r.complete) {
             let same_size = std::fs::metadata(&rec.path).map(|m| m.len() == rec.size).unwrap_or(false);
-            if same_size {
-                if rec.path != job.final_path {
-                    std::fs::copy(&rec.path, &job.final_path).map_err(io(&job.final_path))?;
-                }
+            if same_size
+                && (rec.path == job.final_path
+                    || copy_verified(&rec.path, &job.folder, &job.part, &job.name, &job.entry, threads)?)
+            {
                 jobs.push(job);
                 continue;
             }
         }
         if job.entry.size == 0 {
-            File::create(&job.final_path).map_err(io(&job.final_path))?;
+            let f = job.folder.create(&job.part).map_err(io(&job.part_path))?;
+            job.folder.rename_into_place(&job.part, &job.name, &f).map_err(io(&job.final_path))?;
             store.put_file(&FileRecord {
                 id: job.entry.id,
                 size: 0,
@@ -1066,13 +1157,11 @@ fn prepare(
                 complete: true,
                 in_place: false,
                 mtime_ns: None,
-                readers: readers.to_vec(),
+                readers: readers.clone(),
             })?;
             jobs.push(job);
             continue;
         }
-        let resumable =
-            existing.as_ref().is_some_and(|r| !r.complete && r.path == job.part_path) && job.part_path.exists();
         let rec = FileRecord {
             id: job.entry.id,
             size: job.entry.size,
@@ -1081,16 +1170,25 @@ fn prepare(
             complete: false,
             in_place: false,
             mtime_ns: None,
-            readers: readers.to_vec(),
+            readers: readers.clone(),
         };
-        if !resumable {
-            let f = File::create(&job.part_path).map_err(io(&job.part_path))?;
-            f.set_len(job.entry.size).map_err(io(&job.part_path))?;
-            // A new record starts with no chunk marked present.
-            store.put_file(&rec)?;
-        }
+        // Resume the partial file this record names, if it is still a regular file (a link or
+        // anything else planted under its name is replaced below, never written through).
+        let resumed = existing
+            .as_ref()
+            .filter(|r| !r.complete && r.path == job.part_path)
+            .and_then(|_| job.folder.open_existing(&job.part).ok());
+        let file = match resumed {
+            Some(f) => f,
+            None => {
+                let f = job.folder.create(&job.part).map_err(io(&job.part_path))?;
+                f.set_len(job.entry.size).map_err(io(&job.part_path))?;
+                // A new record starts with no chunk marked present.
+                store.put_file(&rec)?;
+                f
+            }
+        };
         job.list = Some(Arc::new(crate::chunks::load_chunk_list(store, &rec)?));
-        let file = OpenOptions::new().write(true).open(&job.part_path).map_err(io(&job.part_path))?;
         job.file = Some(Arc::new(file));
         let bitmap = store.have(&job.entry.id)?.unwrap_or_default();
         let count = job.entry.chunk_size.count(job.entry.size);
@@ -1202,6 +1300,22 @@ mod tests {
         assert_eq!(peer.failures, 0);
         peer.bad = true;
         assert!(!peer.usable_again(start + FAILED_PEER_RETRY * 10), "bad data is never forgiven");
+    }
+
+    #[test]
+    fn a_have_that_does_not_fit_the_file_is_the_peers_error_and_it_is_not_asked_again() {
+        assert_eq!(check_have(10, &[0xff, 0x03], 10), Ok(()));
+        assert!(check_have(5, &[0x1f], 10).is_err(), "too short: the file cut into other chunks");
+        assert!(check_have(20, &[0xff, 0xff, 0x0f], 10).is_err(), "too long");
+        assert!(check_have(10, &[0xff], 10).is_err(), "bitmap too short for its count");
+        assert!(check_have(10, &[0xff, 0x03, 0], 10).is_err(), "bitmap too long for its count");
+        assert!(check_have(0, &[], 0).is_ok());
+        let unit = Unit { file: 0, first: 3, count: 1 };
+        let mut peer = PeerState::default();
+        assert_eq!(peer.may_hold(&unit), Some(true));
+        peer.misfits.insert(0);
+        assert_eq!(peer.may_hold(&unit), None, "asked again for a file its chunks do not fit");
+        assert_eq!(peer.may_hold(&Unit { file: 1, first: 0, count: 1 }), Some(true), "other files are fine");
     }
 
     #[test]

@@ -20,7 +20,17 @@ pub fn hash_file(
     threads: usize,
     progress: &(dyn Fn(u64, u64) + Send + Sync),
 ) -> io::Result<FileDigest> {
-    let file = File::open(path)?;
+    hash_open_file(&File::open(path)?, chunk_size, threads, progress)
+}
+
+/// Hashes an open file as [`hash_file`] does (the bytes behind this descriptor, whatever its
+/// path names by now).
+pub fn hash_open_file(
+    file: &File,
+    chunk_size: ChunkSize,
+    threads: usize,
+    progress: &(dyn Fn(u64, u64) + Send + Sync),
+) -> io::Result<FileDigest> {
     let size = file.metadata()?.len();
     let count = chunk_size.count(size);
     let invalid = |e: lien_protocol::chunk::ChunkError| io::Error::new(io::ErrorKind::InvalidData, e.to_string());

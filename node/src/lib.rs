@@ -22,6 +22,7 @@ pub mod hashing;
 pub mod keyfile;
 pub mod network;
 pub mod node;
+pub mod output;
 pub mod portal;
 pub mod publish;
 pub mod server;

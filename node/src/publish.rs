@@ -8,7 +8,7 @@ use lien_protocol::manifest::FileList;
 use lien_protocol::{ChunkSize, FileEntry, Manifest, ManifestBody, Metadata, PublisherSecret, RelPath, Slug};
 
 use crate::chunks::{chunk_list_key, mtime_ns};
-use crate::store::{FileRecord, LocalDataset, LocalKind, Store, StoreError};
+use crate::store::{FileRecord, LocalDataset, LocalKind, Readers, Store, StoreError};
 
 /// What to publish.
 #[derive(Debug, Clone)]
@@ -68,6 +68,8 @@ fn collect_files(root: &Path) -> Result<Vec<(RelPath, PathBuf)>, PublishError> {
             .ok_or_else(|| PublishError::BadPath { path: root.into(), reason: "no file name".into() })?;
         let rel = RelPath::from_path(Path::new(name))
             .map_err(|e| PublishError::BadPath { path: root.into(), reason: e.to_string() })?;
+        crate::output::check_not_reserved(&rel)
+            .map_err(|e| PublishError::BadPath { path: root.into(), reason: e.to_string() })?;
         return Ok(vec![(rel, root.to_path_buf())]);
     }
     let mut out = Vec::new();
@@ -93,6 +95,12 @@ fn collect_files(root: &Path) -> Result<Vec<(RelPath, PathBuf)>, PublishError> {
     }
     if out.is_empty() {
         return Err(PublishError::Empty(root.to_path_buf()));
+    }
+    // A dataset no node could fetch (the suffix names partial files, see `output.rs`); often
+    // the leftover of an interrupted download in the folder.
+    for (rel, path) in &out {
+        crate::output::check_not_reserved(rel)
+            .map_err(|e| PublishError::BadPath { path: path.clone(), reason: e.to_string() })?;
     }
     out.sort();
     Ok(out)
@@ -210,7 +218,7 @@ pub fn prepare(
             complete: true,
             in_place: req.in_place,
             mtime_ns: if req.in_place { Some(mtime) } else { None },
-            readers: req.metadata.readers.clone(),
+            readers: Readers::from_metadata(&req.metadata.readers),
         })?;
     }
     store.put_manifest(&manifest)?;

@@ -64,6 +64,10 @@ pub fn answer(
 
 /// Whether `peer` may read `file`: public files yes; restricted ones only if the peer's node key
 /// is delegated (through a trusted root) to one of the organisations allowed to read it.
+///
+/// The readers are the file's own (merged over every manifest that listed it, see
+/// [`crate::store::Readers`]), not those of the manifest a fetcher is after: requests name only
+/// the file, and anyone can sign a public manifest that names a restricted file's id.
 fn may_read(
     store: &Store,
     trust: &SharedTrust,
@@ -71,12 +75,11 @@ fn may_read(
     file: &lien_protocol::ContentId,
 ) -> Result<bool, Box<dyn std::error::Error>> {
     let Some(rec) = store.file(file)? else { return Ok(true) };
-    if rec.readers.is_empty() {
+    if !rec.readers.is_restricted() {
         return Ok(true);
     }
     let Some(key) = crate::trust::peer_key(peer) else { return Ok(false) };
-    let orgs = trust.organisations_of(&key);
-    Ok(orgs.iter().any(|o| rec.readers.contains(o)))
+    Ok(rec.readers.allows(&trust.organisations_of(&key)))
 }
 
 fn answer_inner(

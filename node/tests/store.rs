@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use lien_node::store::{FileRecord, LocalDataset, LocalKind, Store, StoreError};
+use lien_node::store::{FileRecord, LocalDataset, LocalKind, Readers, Store, StoreError};
 use lien_protocol::{
     ChunkSize, ContentId, FileEntry, FileList, Manifest, ManifestBody, Metadata, PublisherSecret, RelPath,
 };
@@ -57,7 +57,7 @@ fn file_record(seed: &[u8], chunks: u64, path: &str) -> FileRecord {
         complete: false,
         in_place: false,
         mtime_ns: None,
-        readers: Vec::new(),
+        readers: Readers::Anyone,
     }
 }
 
@@ -232,6 +232,44 @@ fn store_blobs_files_and_chunk_bitmaps() -> TestResult {
     let partial = file_record(b"file", 3, "/tmp/p2");
     store.put_file(&FileRecord { id: rec.id, ..partial.clone() })?;
     assert_eq!(store.have(&rec.id)?, Some(vec![0]));
+    Ok(())
+}
+
+/// A file's readers merge over every record put for it (one per manifest that lists it): they
+/// only narrow. A public manifest naming a restricted file's id (anyone can sign one) cannot
+/// open it up, in whichever order the two are put, nor can a record put over a partial file.
+#[test]
+fn store_file_readers_only_narrow() -> TestResult {
+    let (_dir, store) = open_temp();
+    let only = |names: &[&str]| Readers::Only(names.iter().map(|n| n.to_string()).collect());
+    let mut restricted = file_record(b"salaries", 4, "/data/salaries.csv");
+    restricted.complete = true;
+    restricted.readers = only(&["Ministry of Finance"]);
+    assert_eq!(store.put_file(&restricted)?, restricted.readers);
+    // A public alias's record over it (e.g. a new partial file for the alias's folder).
+    let alias = FileRecord { path: PathBuf::from("/data/alias/copy.csv.part"), ..file_record(b"salaries", 4, "") };
+    assert_eq!(store.put_file(&alias)?, only(&["Ministry of Finance"]), "a public record widened a restricted one");
+    let rec = store.file(&alias.id)?.ok_or("record lost")?;
+    assert_eq!(rec.path, alias.path, "the rest of the record is the new one");
+    assert_eq!(rec.readers, only(&["Ministry of Finance"]));
+    assert_eq!(store.narrow_readers(&alias.id, &Readers::Anyone)?, Some(only(&["Ministry of Finance"])));
+    // Two restrictions: only what both allow; none in common: nobody.
+    assert_eq!(
+        store.narrow_readers(&alias.id, &only(&["Ministry of Finance", "Audit Office"]))?,
+        Some(only(&["Ministry of Finance"]))
+    );
+    assert_eq!(store.narrow_readers(&alias.id, &only(&["Audit Office"]))?, Some(only(&[])));
+    let nobody = store.file(&alias.id)?.ok_or("record lost")?.readers;
+    assert!(nobody.is_restricted() && !nobody.allows(&["Ministry of Finance".into(), "Audit Office".into()]));
+    assert_eq!(store.put_file(&alias)?, only(&[]), "nobody stays nobody");
+    // Public first, then restricted: restricted.
+    let public = file_record(b"open data", 2, "/data/open.csv");
+    store.put_file(&public)?;
+    assert_eq!(store.narrow_readers(&public.id, &only(&["X"]))?, Some(only(&["X"])));
+    assert_eq!(store.narrow_readers(&ContentId::of(b"unknown"), &only(&["X"]))?, None);
+    // A forgotten file starts afresh.
+    store.remove_file(&public.id)?;
+    assert_eq!(store.put_file(&public)?, Readers::Anyone);
     Ok(())
 }
 

@@ -734,3 +734,277 @@ async fn the_bulk_channel_admits_only_ticket_holders_and_authentic_frames() -> R
     assert_eq!(a.node.stats().bulk_served, served_before);
     Ok(())
 }
+
+/// One `GET` over a fresh connection (bounded): the status code and the whole response.
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").as_bytes()).await?;
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut buf)).await??;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text.split_whitespace().nth(1).context("no status line")?.parse()?;
+    Ok((status, text))
+}
+
+/// Serves `node`'s API (and so its gateway) on 127.0.0.1; stops when the sender is dropped.
+async fn start_api(node: &lien_node::Node) -> Result<(std::net::SocketAddr, tokio::sync::oneshot::Sender<()>)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let token = zeroize::Zeroizing::new("test-token".to_owned());
+    let config = lien_node::api::ApiConfig::default();
+    tokio::spawn(lien_node::api::serve(listener, node.clone(), token, &config, async move {
+        let _ = stopped.await;
+    }));
+    Ok((addr, stop))
+}
+
+/// Issue 12, item 4: bytes are served by file id, so a public manifest naming a restricted
+/// file's id (anyone trusted to publish can sign one) must not open the file up: not on the
+/// publisher, and not on an authorised node that fetched the file through both manifests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_public_alias_of_a_restricted_file_is_refused_over_p2p_and_by_the_gateway() -> Result<()> {
+    use lien_protocol::wire::ErrorCode;
+    let root = TestNode::start(&[]).await?;
+    let root_key = root.node.publisher().to_string();
+    let trusting = |k: String| move |c: &mut lien_node::NodeConfig| c.trust_roots = vec![k];
+    let a = TestNode::start_with(&[&root], trusting(root_key.clone())).await?;
+    let finance = TestNode::start_with(&[&root, &a], trusting(root_key.clone())).await?;
+    let attacker = TestNode::start_with(&[&root, &a, &finance], trusting(root_key.clone())).await?;
+    a.wait_peers(3).await?;
+    attacker.wait_peers(3).await?;
+    // The root vouches for A, for the finance ministry's node key, and for a publisher that goes
+    // rogue (in an open network anyone may publish; here it takes a trusted publisher).
+    let rogue = lien_protocol::PublisherSecret::from_seed(&[77; 32]);
+    root.node.delegate(a.node.publisher(), "General Statistics Office", "", 30, false).await?;
+    root.node.delegate(finance.node.node_key().context("node key")?, "Ministry of Finance", "", 30, false).await?;
+    root.node.delegate(rogue.public(), "Rogue Agency", "", 30, false).await?;
+    for n in [&a, &finance, &attacker] {
+        wait_for("every node to learn the three delegations", Duration::from_secs(20), || async {
+            Ok(n.node.store().trust_page(0, 10)?.0.len() >= 3)
+        })
+        .await?;
+    }
+
+    // A publishes salaries for the finance ministry only.
+    let src = tempfile::tempdir()?;
+    let data = make_dataset(src.path(), 60, &[("salaries.csv", 2_000_000)])?;
+    let mut req = request(&data, "salaries", "Civil service salaries", 1 << 16)?;
+    req.metadata.readers = vec!["Ministry of Finance".into()];
+    let m = a.node.publish(req, quiet()).await?;
+    let salaries = m.body().files.inline().context("inline file list")?[0].clone();
+    let opts = || FetchOptions { timeout: Duration::from_secs(20), ..Default::default() };
+    // The ministry holds part of it (as its gateway does after a Range request).
+    let out = tempfile::tempdir()?;
+    let range = lien_node::fetch::ChunkRange { file: salaries.id, first: 0, last: 0 };
+    finance.node.fetch_range(m.id(), &out.path().join("salaries"), opts(), range).await?;
+    let partial = finance.node.store().file(&salaries.id)?.context("no record")?;
+    assert!(!partial.complete, "the whole file came with the first chunk: make it larger");
+
+    // The rogue publisher signs a public manifest listing the file's id, size and chunk size
+    // (all public in A's gossiped manifest); the attacker's node holds and gossips it.
+    let entry = lien_protocol::FileEntry { path: lien_protocol::RelPath::new("copy.csv")?, ..salaries.clone() };
+    let body = lien_protocol::ManifestBody {
+        publisher: rogue.public(),
+        slug: "copy".parse()?,
+        version: 1,
+        previous: None,
+        created: 0,
+        metadata: Metadata::titled("Nothing to see"),
+        files: lien_protocol::manifest::FileList::build(vec![entry])?.0,
+    };
+    let alias = lien_protocol::Manifest::sign(body, &rogue)?;
+    assert!(!alias.body().metadata.is_restricted());
+    attacker.node.store().put_manifest(&alias)?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    attacker.node.network().send(Command::Announce { bytes: alias.bytes().to_vec() }).await?;
+    for n in [&a, &finance] {
+        wait_for("the alias to spread", Duration::from_secs(20), || has_manifest(n, alias.id())).await?;
+    }
+    // The ministry fetches the alias too (it may read the file, so A serves it): its record of
+    // the file stays restricted, though the alias is public.
+    finance.node.fetch(&alias.id().to_string(), &out.path().join("alias"), opts()).await?;
+    let rec = finance.node.store().file(&salaries.id)?.context("no record")?;
+    assert!(rec.complete);
+    assert!(rec.readers.is_restricted(), "a public alias opened up a restricted file: {}", rec.readers);
+
+    // Over P2P (libp2p and the bulk channel), neither holder serves the file to the attacker.
+    for (who, holder) in [("A", &a), ("the ministry", &finance)] {
+        let peer = holder.node.peer_id();
+        for request in [
+            Request::Have { file: salaries.id },
+            Request::ChunkList { file: salaries.id },
+            Request::Chunks { file: salaries.id, first: 0, count: 1 },
+        ] {
+            let r = attacker.node.network().request(peer, request.clone()).await?;
+            assert!(
+                matches!(r.header, Response::Error { code: ErrorCode::Forbidden, .. }) && r.payload.is_empty(),
+                "{who} answered {request:?} from an outsider with {:?}",
+                r.header
+            );
+        }
+        let (port, token, secret) = bulk_ticket(&attacker, holder).await?;
+        let chunk0 = Request::Chunks { file: salaries.id, first: 0, count: 1 };
+        let (header, body) = bulk_request(port, &token, &secret, chunk0).await?;
+        assert!(
+            matches!(header, Response::Error { code: ErrorCode::Forbidden, .. }) && body.is_empty(),
+            "{who}'s bulk channel served the file to an outsider: {header:?}"
+        );
+    }
+    let denied = attacker
+        .node
+        .fetch(
+            &alias.id().to_string(),
+            &out.path().join("stolen"),
+            FetchOptions { timeout: Duration::from_secs(10), ..Default::default() },
+        )
+        .await;
+    let message = denied.err().context("the attacker fetched the restricted file through its alias")?.to_string();
+    assert!(message.contains("refused"), "unclear refusal: {message}");
+
+    // Over HTTP, neither gateway serves the alias's file (403), though the alias is public.
+    for (who, holder) in [("A", &a), ("the ministry", &finance)] {
+        let (addr, _stop) = start_api(&holder.node).await?;
+        let (status, text) = http_get(addr, &format!("/d/{}/copy.csv", alias.id())).await?;
+        assert_eq!(status, 403, "{who}'s gateway answered the alias path with {status}: {text:.300}");
+    }
+    for n in [&root, &a, &finance, &attacker] {
+        n.node.shutdown().await;
+    }
+    Ok(())
+}
+
+/// Issue 12, item 6: a peer that holds the file cut into other chunks (another manifest listed
+/// it with another chunk size) answers `Have` with another chunk count. That is not read as if
+/// it were about our chunks (which would send it requests it answers with other bytes, and mark
+/// an honest peer bad): the peer is not asked for that file again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_whose_have_does_not_fit_the_file_is_skipped_not_blamed() -> Result<()> {
+    let p = TestNode::start(&[]).await?;
+    let s = TestNode::start(&[&p]).await?;
+    let f = TestNode::start(&[&p, &s]).await?;
+    f.wait_peers(2).await?;
+    let src = tempfile::tempdir()?;
+    let data = make_dataset(src.path(), 61, &[("big.bin", 4 << 20)])?;
+    // S holds the same bytes in 64 KiB chunks; P publishes them in 128 KiB chunks.
+    s.node.publish(request(&data, "small-chunks", "Small chunks", 1 << 16)?, quiet()).await?;
+    let m = p.node.publish(request(&data, "big-chunks", "Big chunks", 1 << 17)?, quiet()).await?;
+    let out = tempfile::tempdir()?;
+    let report = f
+        .node
+        .fetch(&m.id().to_string(), out.path(), FetchOptions { timeout: Duration::from_secs(30), ..Default::default() })
+        .await?;
+    assert_same_tree(&data, out.path())?;
+    assert!(report.bad_peers.is_empty(), "an honest peer was marked bad: {:?}", report.bad_peers);
+    assert!(!report.per_peer.contains_key(&s.node.peer_id().to_string()), "S's chunks do not fit, yet it served");
+    assert_eq!(f.node.stats().chunks_rejected, 0, "chunks of another size were asked for and rejected");
+    Ok(())
+}
+
+/// Issue 12, item 6: the suffix of partial files is reserved. A dataset listing `a` and
+/// `a.lien-part` would have the second file's download overwrite the first one's partial file,
+/// so it is refused, before anything is written, by `fetch` and by `publish`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dataset_path_ending_in_lien_part_is_refused_before_anything_is_written() -> Result<()> {
+    let a = TestNode::start(&[]).await?;
+    let src = tempfile::tempdir()?;
+    let data = make_dataset(src.path(), 62, &[("a", 100_000), ("a.lien-part", 100_000)])?;
+    let refused = a.node.publish(request(&data, "clash", "Clash", 1 << 16)?, quiet()).await;
+    let message = refused.err().context("published a dataset with a reserved path")?.to_string();
+    assert!(message.contains("a.lien-part") && message.contains("partially downloaded"), "{message}");
+
+    // Someone else's manifest with such paths (signed elsewhere, heard over gossip).
+    let secret = lien_protocol::PublisherSecret::from_seed(&[62; 32]);
+    let entry = |path: &str, seed: &[u8]| -> Result<lien_protocol::FileEntry> {
+        Ok(lien_protocol::FileEntry {
+            path: lien_protocol::RelPath::new(path)?,
+            size: 100_000,
+            id: ContentId::of(seed),
+            chunk_size: ChunkSize::new(1 << 16)?,
+            media_type: String::new(),
+        })
+    };
+    let body = lien_protocol::ManifestBody {
+        publisher: secret.public(),
+        slug: "clash".parse()?,
+        version: 1,
+        previous: None,
+        created: 0,
+        metadata: Metadata::titled("Clash"),
+        files: lien_protocol::manifest::FileList::build(vec![entry("a", b"1")?, entry("sub/b.LIEN-PART/c", b"2")?])?.0,
+    };
+    let m = lien_protocol::Manifest::sign(body, &secret)?;
+    a.node.store().put_manifest(&m)?;
+    let out = tempfile::tempdir()?;
+    let root = out.path().join("clash");
+    let refused = a
+        .node
+        .fetch(&m.id().to_string(), &root, FetchOptions { timeout: Duration::from_secs(5), ..Default::default() })
+        .await;
+    let message = refused.err().context("fetched a dataset with a reserved path")?.to_string();
+    assert!(message.contains("sub/b.LIEN-PART/c") && message.contains("partially downloaded"), "{message}");
+    assert!(!root.exists(), "the refused dataset's folder was created");
+    assert!(a.node.store().local(&m.id())?.is_none(), "the refused dataset was recorded as local");
+    Ok(())
+}
+
+/// Issue 12, item 6: files are written into the output folder without following links planted
+/// there (at a partial file's name, at a final name, as a folder of the dataset).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetched_files_are_written_without_following_planted_symlinks() -> Result<()> {
+    use std::os::unix::fs::symlink;
+    let a = TestNode::start(&[]).await?;
+    let b = TestNode::start(&[&a]).await?;
+    b.wait_peers(1).await?;
+    let src = tempfile::tempdir()?;
+    let first = make_dataset(src.path(), 63, &[("f.csv", 200_000), ("empty.txt", 0)])?;
+    let m1 = a.node.publish(request(&first, "first", "First", 1 << 16)?, quiet()).await?;
+    // The same content under another name (B will copy its copy), and in a subfolder.
+    let second = src.path().join("second");
+    std::fs::create_dir_all(&second)?;
+    std::fs::copy(first.join("f.csv"), second.join("g.csv"))?;
+    let m2 = a.node.publish(request(&second, "second", "Second", 1 << 16)?, quiet()).await?;
+    let third = make_dataset(src.path(), 64, &[("sub/h.csv", 1_000)])?;
+    let m3 = a.node.publish(request(&third, "third", "Third", 1 << 16)?, quiet()).await?;
+
+    let dir = tempfile::tempdir()?;
+    let victims = dir.path().join("victims");
+    std::fs::create_dir_all(&victims)?;
+    for v in ["v1", "v2", "v3"] {
+        std::fs::write(victims.join(v), b"precious")?;
+    }
+    let opts = || FetchOptions { timeout: Duration::from_secs(20), ..Default::default() };
+    let is_regular = |p: &std::path::Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_file());
+
+    // A link at a partial file's name and one at an (empty) file's final name.
+    let out1 = dir.path().join("out1");
+    std::fs::create_dir_all(&out1)?;
+    symlink(victims.join("v1"), out1.join("f.csv.lien-part"))?;
+    symlink(victims.join("v2"), out1.join("empty.txt"))?;
+    b.node.fetch(&m1.id().to_string(), &out1, opts()).await?;
+    assert_same_tree(&first, &out1)?;
+    assert!(is_regular(&out1.join("f.csv")) && is_regular(&out1.join("empty.txt")));
+
+    // A link at the final name of a file copied from the copy B holds already.
+    let out2 = dir.path().join("out2");
+    std::fs::create_dir_all(&out2)?;
+    symlink(victims.join("v3"), out2.join("g.csv"))?;
+    b.node.fetch(&m2.id().to_string(), &out2, opts()).await?;
+    assert_same_tree(&second, &out2)?;
+    assert!(is_regular(&out2.join("g.csv")));
+
+    // A link where a folder of the dataset goes: refused, nothing written where it points.
+    let out3 = dir.path().join("out3");
+    std::fs::create_dir_all(&out3)?;
+    symlink(&victims, out3.join("sub"))?;
+    let refused = b.node.fetch(&m3.id().to_string(), &out3, opts()).await;
+    let message = refused.err().context("wrote through a planted folder link")?.to_string();
+    assert!(message.contains("symbolic link"), "{message}");
+    assert!(!victims.join("h.csv").exists() && !victims.join("h.csv.lien-part").exists());
+
+    for v in ["v1", "v2", "v3"] {
+        assert_eq!(std::fs::read(victims.join(v))?, b"precious", "{v} was written through a link");
+    }
+    Ok(())
+}

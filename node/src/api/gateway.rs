@@ -7,6 +7,10 @@
 //! verified against the file's chunk list right before its bytes are sent; a chunk that does not
 //! verify (the file was damaged or edited on disk) aborts the response, so a client never gets
 //! unverified bytes as if they were whole.
+//!
+//! Restricted data is never served (403): neither a restricted dataset (nor is one fetched on
+//! demand) nor a file held here under restricted access, whichever dataset it is asked through
+//! (a public manifest may list a restricted file's id; see `store::Readers`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,6 +49,12 @@ async fn dataset(state: &ApiState, id: ContentId) -> Result<(Manifest, Vec<FileE
     let load_again = load.clone();
     if let Some(found) = blocking(load).await? {
         return Ok(found);
+    }
+    // A restricted dataset is not fetched here: the gateway never serves it, and holding it
+    // would merge its readers into those of files held here that it lists (they only narrow).
+    let store = state.node.store().clone();
+    if let Some(m) = blocking(move || Ok(store.manifest(&id)?)).await? {
+        refuse_restricted_dataset(id, &m)?;
     }
     ensure_local(state, id).await?;
     blocking(load_again).await?.ok_or_else(|| ApiError::not_found(format!("dataset {id} could not be found")))
@@ -213,22 +223,26 @@ pub(crate) async fn file(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
-    let (manifest, entries) = dataset(&state, id).await?;
     // The gateway answers anyone who can reach it (the portal may listen beyond loopback), so it
     // never serves restricted data; authorised nodes fetch it peer to peer with `lien get`.
-    if manifest.body().metadata.is_restricted() {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            format!(
-                "dataset {id} is restricted to {}; fetch it with `lien get` on an authorised node",
-                manifest.body().metadata.readers.join(", ")
-            ),
-        ));
+    // A restricted dataset known here is refused before anything is fetched for it.
+    let store = state.node.store().clone();
+    if let Some(m) = blocking(move || Ok(store.manifest(&id)?)).await? {
+        refuse_restricted_dataset(id, &m)?;
     }
+    let (manifest, entries) = dataset(&state, id).await?;
+    refuse_restricted_dataset(id, &manifest)?;
     let entry = entries
         .into_iter()
         .find(|e| e.path.as_str() == path)
         .ok_or_else(|| ApiError::not_found(format!("dataset {id} has no file {path:?}")))?;
+    // Bytes are held per file, and a public manifest may name a restricted file's id (anyone can
+    // sign one): what decides is the file's own readers, merged over every manifest listing it.
+    let store = state.node.store().clone();
+    let file_id = entry.id;
+    if let Some(rec) = blocking(move || Ok(store.file(&file_id)?)).await? {
+        refuse_restricted_file(id, &path, &rec)?;
+    }
     let etag = format!("\"{}\"", entry.id);
     let etag_value = HeaderValue::from_str(&etag).map_err(|e| ApiError::internal(e.to_string()))?;
     if let Some(inm) = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
@@ -269,6 +283,7 @@ pub(crate) async fn file(
             ))
         }
     };
+    refuse_restricted_file(id, &path, &rec)?;
     if rec.size != entry.size {
         return Err(ApiError::internal(format!("stored record of {path:?} disagrees with the manifest on its size")));
     }
@@ -305,6 +320,35 @@ pub(crate) async fn file(
     }
     let body = Body::from_stream(verified_bytes(rec, Arc::new(list), chunk_size, start, end));
     response.body(body).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// 403 for a restricted dataset.
+fn refuse_restricted_dataset(id: ContentId, m: &Manifest) -> Result<(), ApiError> {
+    if !m.body().metadata.is_restricted() {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        format!(
+            "dataset {id} is restricted to {}; fetch it with `lien get` on an authorised node",
+            m.body().metadata.readers.join(", ")
+        ),
+    ))
+}
+
+/// 403 for a file held here under restricted access (whichever dataset it is asked through).
+fn refuse_restricted_file(id: ContentId, path: &str, rec: &FileRecord) -> Result<(), ApiError> {
+    if !rec.readers.is_restricted() {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        format!(
+            "file {path:?} of dataset {id} is restricted to {} (another dataset lists the same file); \
+             fetch it with `lien get` on an authorised node",
+            rec.readers
+        ),
+    ))
 }
 
 /// The bytes `start..end` of a file, read chunk by chunk, each chunk verified before any of its

@@ -25,8 +25,10 @@
 //!
 //! All methods block on disk I/O; call them from blocking contexts (e.g. `spawn_blocking`).
 
+mod readers;
 mod search;
 mod trust;
+pub use readers::Readers;
 pub use trust::TrustKind;
 mod tables;
 
@@ -47,7 +49,11 @@ use tables::{
 };
 
 /// Layout version of a store created by this code (kept in `meta-v1` under `"schema"`).
-pub const SCHEMA_VERSION: u64 = 1;
+///
+/// 2: a `files-v1` record's `readers` may be an empty list, meaning nobody may read the file
+/// ([`Readers`]); a layout-1 node would read that as public, so it must refuse the file. A
+/// layout-1 store is upgraded in place when opened (its records mean the same under 2).
+pub const SCHEMA_VERSION: u64 = 2;
 
 /// Most peers remembered; the least recently seen are forgotten beyond this.
 pub const MAX_PEERS: u64 = 4096;
@@ -152,9 +158,10 @@ pub struct FileRecord {
     pub in_place: bool,
     /// mtime (unix nanos) of an in-place published file at publish time, to detect edits.
     pub mtime_ns: Option<i128>,
-    /// Organisations allowed to read the file (from its dataset's access rights); empty = public.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub readers: Vec<String>,
+    /// Who may read the file: the access rights of every manifest that listed it, merged
+    /// ([`Readers::narrowed`]; [`Store::put_file`] and [`Store::narrow_readers`] do the merge).
+    #[serde(default, skip_serializing_if = "Readers::is_anyone")]
+    pub readers: Readers,
 }
 
 impl FileRecord {
@@ -229,6 +236,9 @@ impl Store {
                     meta.insert("schema", SCHEMA_VERSION).db()?;
                 }
                 Some(v) if v > SCHEMA_VERSION => return Err(StoreError::UnsupportedSchema { found: v }),
+                Some(v) if v < SCHEMA_VERSION => {
+                    meta.insert("schema", SCHEMA_VERSION).db()?;
+                }
                 Some(_) => {}
             }
             txn.open_table(MANIFESTS).db()?;
@@ -478,20 +488,60 @@ impl Store {
 
     // ---- files ----
 
-    /// Inserts or replaces the record of a file (by `rec.id`).
+    /// Inserts or replaces the record of a file (by `rec.id`); returns the readers recorded.
+    ///
+    /// The readers are not replaced but merged: a file that already has a record keeps only the
+    /// readers both the old record and `rec` allow ([`Readers::narrowed`]), since bytes are
+    /// served by file id whichever manifest listed them. A file listed by a restricted manifest
+    /// stays restricted when a public one (anyone can sign one naming its id) lists it too.
     ///
     /// Any chunk bitmap of a previous record is dropped: the bytes behind a new record (often a
     /// freshly created partial file) are not known to hold any chunk, so a partial record starts
     /// with no chunk marked. Resuming a download means keeping the record, not putting it again.
-    pub fn put_file(&self, rec: &FileRecord) -> Result<(), StoreError> {
+    pub fn put_file(&self, rec: &FileRecord) -> Result<Readers, StoreError> {
         ChunkSize::new(rec.chunk_size).map_err(|e| StoreError::InvalidRecord(format!("file {}: {e}", rec.id)))?;
-        let bytes = to_cbor(rec)?;
         let txn = self.write()?;
-        {
+        let readers = {
+            let mut files = txn.open_table(FILES).db()?;
+            let old: Option<FileRecord> = match files.get(rec.id.as_bytes()).db()? {
+                Some(v) => Some(from_cbor("files-v1", v.value())?),
+                None => None,
+            };
+            let mut rec = rec.clone();
+            if let Some(old) = old {
+                rec.readers = old.readers.narrowed(&rec.readers);
+            }
             txn.open_table(HAVE).db()?.remove(rec.id.as_bytes()).db()?;
-            txn.open_table(FILES).db()?.insert(rec.id.as_bytes(), bytes.as_slice()).db()?;
-        }
-        txn.commit().db()
+            files.insert(rec.id.as_bytes(), to_cbor(&rec)?.as_slice()).db()?;
+            rec.readers
+        };
+        txn.commit().db()?;
+        Ok(readers)
+    }
+
+    /// Merges `readers` (those of another manifest listing the file) into the file's record,
+    /// as [`Store::put_file`] does; returns the readers now recorded, `None` if the file is
+    /// unknown (nothing is recorded then).
+    pub fn narrow_readers(&self, file: &ContentId, readers: &Readers) -> Result<Option<Readers>, StoreError> {
+        let txn = self.write()?;
+        let merged = {
+            let mut files = txn.open_table(FILES).db()?;
+            let mut rec: FileRecord = match files.get(file.as_bytes()).db()? {
+                Some(v) => from_cbor("files-v1", v.value())?,
+                None => return Ok(None),
+            };
+            let merged = rec.readers.narrowed(readers);
+            if merged == rec.readers {
+                drop(files);
+                txn.abort().db()?;
+                return Ok(Some(merged));
+            }
+            rec.readers = merged.clone();
+            files.insert(file.as_bytes(), to_cbor(&rec)?.as_slice()).db()?;
+            merged
+        };
+        txn.commit().db()?;
+        Ok(Some(merged))
     }
 
     /// The record of a file.
@@ -826,7 +876,7 @@ mod tests {
             complete: false,
             in_place: true,
             mtime_ns: Some(-1_700_000_000_123_456_789_i128 * 1000),
-            readers: Vec::new(),
+            readers: Readers::Anyone,
         };
         let back: FileRecord = from_cbor("files-v1", &to_cbor(&rec).unwrap()).unwrap();
         assert_eq!(back, rec);
@@ -835,5 +885,45 @@ mod tests {
         utf8.path = PathBuf::from("/data/a.csv");
         let json = serde_json::to_string(&utf8).unwrap();
         assert_eq!(serde_json::from_str::<FileRecord>(&json).unwrap(), utf8);
+        // Readers: nobody (an empty list) survives both forms and is not read back as public.
+        let mut nobody = rec.clone();
+        nobody.readers = Readers::Only(Default::default());
+        let back: FileRecord = from_cbor("files-v1", &to_cbor(&nobody).unwrap()).unwrap();
+        assert_eq!(back.readers, nobody.readers);
+        utf8.readers = Readers::Only(Default::default());
+        let json = serde_json::to_string(&utf8).unwrap();
+        assert_eq!(serde_json::from_str::<FileRecord>(&json).unwrap(), utf8);
+    }
+
+    /// A layout-1 record (`readers` a non-empty list, or absent) means the same under layout 2.
+    #[test]
+    fn store_layout_1_file_records_keep_their_readers() {
+        #[derive(Serialize)]
+        struct V1 {
+            id: ContentId,
+            size: u64,
+            chunk_size: u64,
+            path: String,
+            complete: bool,
+            in_place: bool,
+            mtime_ns: Option<i128>,
+            #[serde(skip_serializing_if = "Vec::is_empty")]
+            readers: Vec<String>,
+        }
+        let mut v1 = V1 {
+            id: ContentId::of(b"x"),
+            size: 1,
+            chunk_size: 1 << 16,
+            path: "/data/a.csv".into(),
+            complete: true,
+            in_place: false,
+            mtime_ns: None,
+            readers: vec!["X".into()],
+        };
+        let back: FileRecord = from_cbor("files-v1", &to_cbor(&v1).unwrap()).unwrap();
+        assert_eq!(back.readers, Readers::from_metadata(&["X".into()]));
+        v1.readers.clear();
+        let back: FileRecord = from_cbor("files-v1", &to_cbor(&v1).unwrap()).unwrap();
+        assert_eq!(back.readers, Readers::Anyone);
     }
 }
