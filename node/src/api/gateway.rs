@@ -7,6 +7,11 @@
 //! verified against the file's chunk list right before its bytes are sent; a chunk that does not
 //! verify (the file was damaged or edited on disk) aborts the response, so a client never gets
 //! unverified bytes as if they were whole.
+//!
+//! On a public listener (the portal's) only datasets this node holds (complete or partial) or
+//! its mirror policy covers are fetched on demand: anyone can reach it, and an arbitrary id must
+//! not make the node download (and keep) whatever it names. Restricted datasets
+//! (`Metadata.readers`) are never listed or served here (403).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,12 +60,50 @@ async fn ensure_local(state: &ApiState, id: ContentId) -> Result<(), ApiError> {
     fetch_on_demand(state, id, None).await
 }
 
+/// Refuses an on-demand fetch of `id` asked on a public listener unless this node holds the
+/// dataset or its mirror policy covers it.
+async fn may_fetch(state: &ApiState, id: ContentId) -> Result<(), ApiError> {
+    if !state.public {
+        return Ok(());
+    }
+    let store = state.node.store().clone();
+    let (held, manifest) = blocking(move || Ok((store.local(&id)?.is_some(), store.manifest(&id)?))).await?;
+    if held || manifest.is_some_and(|m| state.node.config().mirrors(m.body())) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        format!(
+            "dataset {id} is not held by this node, and this portal fetches from peers only datasets the node \
+             holds or mirrors; fetch it with `lien get {id}`"
+        ),
+    ))
+}
+
+/// Refuses a restricted dataset: the gateway answers anyone who can reach it (the portal may
+/// listen beyond loopback); authorised nodes fetch restricted data peer to peer with `lien get`.
+fn refuse_restricted(manifest: &Manifest) -> Result<(), ApiError> {
+    let metadata = &manifest.body().metadata;
+    if !metadata.is_restricted() {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        format!(
+            "dataset {} is restricted to {}; fetch it with `lien get` on an authorised node",
+            manifest.id(),
+            metadata.readers.join(", ")
+        ),
+    ))
+}
+
 /// Fetches what the gateway needs: the whole dataset, or only chunks `range` of one file.
 async fn fetch_on_demand(
     state: &ApiState,
     id: ContentId,
     range: Option<crate::fetch::ChunkRange>,
 ) -> Result<(), ApiError> {
+    may_fetch(state, id).await?;
     let _one_at_a_time = state.gateway_fetch.lock().await;
     let store = state.node.store().clone();
     let local = blocking(move || Ok(store.local(&id)?)).await?;
@@ -114,6 +157,7 @@ pub(crate) async fn listing(
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     let (m, entries) = dataset(&state, id).await?;
+    refuse_restricted(&m)?;
     let files: Vec<FileInfo> = entries.iter().map(FileInfo::from).collect();
     let wants_html = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("text/html"));
     if !wants_html {
@@ -214,17 +258,7 @@ pub(crate) async fn file(
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     let (manifest, entries) = dataset(&state, id).await?;
-    // The gateway answers anyone who can reach it (the portal may listen beyond loopback), so it
-    // never serves restricted data; authorised nodes fetch it peer to peer with `lien get`.
-    if manifest.body().metadata.is_restricted() {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            format!(
-                "dataset {id} is restricted to {}; fetch it with `lien get` on an authorised node",
-                manifest.body().metadata.readers.join(", ")
-            ),
-        ));
-    }
+    refuse_restricted(&manifest)?;
     let entry = entries
         .into_iter()
         .find(|e| e.path.as_str() == path)
