@@ -155,16 +155,16 @@ impl Api {
         anyhow!("cannot reach the daemon at {}: {e}", self.info.api)
     }
 
-    /// `GET path` → JSON.
+    /// `GET path` with the token (`/v1/local`, `/v1/peers` and `/v1/audit` need it) → JSON.
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
-        let r = self.http.get(self.url(path)).send().await.map_err(|e| self.send_error(e))?;
+        let r = self.authed(self.http.get(self.url(path))).send().await.map_err(|e| self.send_error(e))?;
         let r = self.check(r).await?;
         r.json().await.context("the daemon sent an answer that does not parse")
     }
 
-    /// `GET path` → text (e.g. `/metrics`).
+    /// `GET path` with the token → text (e.g. `/metrics`).
     pub async fn text(&self, path: &str) -> Result<String> {
-        let r = self.http.get(self.url(path)).send().await.map_err(|e| self.send_error(e))?;
+        let r = self.authed(self.http.get(self.url(path))).send().await.map_err(|e| self.send_error(e))?;
         let r = self.check(r).await?;
         r.text().await.context("the daemon's answer was cut off")
     }

@@ -115,13 +115,13 @@ async fn serve(
         Some(l) => {
             let addr = l.local_addr().context("the portal listener has no address")?;
             tracing::info!(portal = %addr, "serving the read-only portal (web page, CKAN API, DCAT, gateway)");
-            Some(tokio::spawn(api::serve_router(l, portal_router, async {
+            Some(tokio::spawn(api::serve_router(l, portal_router, api_config.timeouts(), async {
                 let _ = portal_stop_rx.await;
             })))
         }
         None => None,
     };
-    let mut server = tokio::spawn(api::serve_router(listener, api_router, async {
+    let mut server = tokio::spawn(api::serve_router(listener, api_router, api_config.timeouts(), async {
         let _ = stop_rx.await;
     }));
     let info = DaemonInfo {

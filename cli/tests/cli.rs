@@ -244,7 +244,10 @@ impl HttpResponse {
 fn http(api: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<HttpResponse> {
     let mut stream = TcpStream::connect_timeout(&api, Duration::from_secs(5))?;
     stream.set_read_timeout(Some(Duration::from_secs(60)))?;
-    let mut request = format!("{method} {path} HTTP/1.0\r\nHost: {api}\r\nContent-Length: {}\r\n", body.len());
+    let mut request = format!("{method} {path} HTTP/1.0\r\nContent-Length: {}\r\n", body.len());
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        request.push_str(&format!("Host: {api}\r\n"));
+    }
     for (k, v) in headers {
         request.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -586,6 +589,38 @@ fn bad_inputs_fail_with_the_right_exit_code_and_message() -> Result<()> {
     ensure!(bad.status == 404 && serde_json::from_slice::<Value>(&bad.body).is_ok(), "status {}", bad.status);
     // A home that does not exist is named as such.
     scene.lien("nobody", &["search", "x"])?.fails(1, "is not a lien home")?;
+    Ok(())
+}
+
+#[test]
+fn api_answers_only_its_own_names_and_private_reads_need_the_token() -> Result<()> {
+    let scene = Scene::new()?;
+    let a = scene.daemon("a", &[])?;
+    let data = dataset(&scene, "mine", &[("a.csv", 1000)])?;
+    scene.lien("a", &["publish", data.to_str().context("path")?, "--name", "mine", "--title", "Mine"])?.ok()?;
+    // The CLI sends the token with every call, so the guarded reads work as before.
+    let ls = scene.lien("a", &["--json", "ls"])?.ok()?.json()?;
+    ensure!(ls[0]["root"].is_string(), "{ls}");
+    scene.lien("a", &["--json", "peers"])?.ok()?;
+    ensure!(scene.lien("a", &["audit"])?.ok()?.stdout.contains("entries in"));
+    ensure!(scene.lien("a", &["--json", "status"])?.ok()?.json()?["datasets"] == 1);
+    // Without it, they are refused; the plain reads stay open.
+    for path in ["/v1/local", "/v1/peers", "/v1/audit"] {
+        let r = http(a.api(), "GET", path, &[], b"")?;
+        ensure!(r.status == 401, "{path} without the token: HTTP {}", r.status);
+    }
+    ensure!(http(a.api(), "GET", "/v1/status", &[], b"")?.status == 200);
+    ensure!(http(a.api(), "GET", "/metrics", &[], b"")?.status == 200);
+    // A page on another name (DNS rebinding onto 127.0.0.1) gets 421, whatever it asks for.
+    let port = a.api().port().to_string();
+    for host in ["evil.example".to_owned(), format!("evil.example:{port}")] {
+        for path in ["/v1/status", "/", "/metrics"] {
+            let r = http(a.api(), "GET", path, &[("Host", &host)], b"")?;
+            ensure!(r.status == 421, "Host {host} {path}: HTTP {}", r.status);
+            ensure!(serde_json::from_slice::<Value>(&r.body)?["error"]["code"] == "misdirected_request");
+        }
+    }
+    ensure!(http(a.api(), "GET", "/v1/status", &[("Host", &format!("localhost:{port}"))], b"")?.status == 200);
     Ok(())
 }
 

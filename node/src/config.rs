@@ -288,6 +288,13 @@ impl NodeConfig {
     pub fn data_dir(&self) -> PathBuf {
         self.home.join("data")
     }
+
+    /// Whether the mirror policy (`mirror_publishers`, `mirror_themes`) covers this dataset.
+    pub fn mirrors(&self, body: &lien_protocol::ManifestBody) -> bool {
+        let publisher = body.publisher.to_string();
+        self.mirror_publishers.contains(&publisher)
+            || body.metadata.themes.iter().any(|t| self.mirror_themes.iter().any(|w| w.eq_ignore_ascii_case(t)))
+    }
 }
 
 #[cfg(test)]

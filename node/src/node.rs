@@ -745,11 +745,7 @@ pub(crate) fn keep_manifest(inner: &Inner, m: &Manifest) -> bool {
 
 /// Fetches and pins a new dataset when the mirror policy asks for it.
 pub(crate) fn maybe_mirror(inner: &Arc<Inner>, m: &Manifest) {
-    let c = &inner.config;
-    let b = m.body();
-    let by_publisher = c.mirror_publishers.iter().any(|k| *k == b.publisher.to_string());
-    let by_theme = b.metadata.themes.iter().any(|t| c.mirror_themes.iter().any(|w| w.eq_ignore_ascii_case(t)));
-    if !by_publisher && !by_theme {
+    if !inner.config.mirrors(m.body()) {
         return;
     }
     let (inner, id) = (inner.clone(), m.id());

@@ -2,7 +2,9 @@
 
 Node A publishes three datasets (flags, a datapackage.json, and `lien import ckan`); node B
 joins through A, learns the catalog by gossip/catalog sync, and serves its read-only portal on a
-separate listener (`[api] portal_listen`). Nothing here is mocked: the tests talk HTTP to the
+separate listener (`[api] portal_listen`). B mirrors A's publisher (`mirror_publishers`): a
+portal fetches from peers only datasets its node holds or mirrors, never whatever id a visitor
+asks for. Nothing here is mocked: the tests talk HTTP to the
 daemons, as ckanapi, rdflib and Chromium would in the field.
 """
 
@@ -52,16 +54,21 @@ def wait_for(what, fn, timeout=60.0):
 
 
 class Daemon:
-    def __init__(self, home, log, extra_args=(), config=""):
+    def __init__(self, home, log, extra_args=(), config="", mirror=()):
         self.home = Path(home)
         self.home.mkdir(parents=True, exist_ok=True)
         lien(self.home, "init")
+        toml = self.home / "lien.toml"
+        text = toml.read_text(encoding="utf-8")
         if config:
             # `lien init` writes a commented lien.toml with an [api] table: add the keys there.
-            toml = self.home / "lien.toml"
-            text = toml.read_text(encoding="utf-8")
             assert "\n[api]\n" in text, "lien init wrote no [api] table"
-            toml.write_text(text.replace("\n[api]\n", "\n[api]\n" + config, 1), encoding="utf-8")
+            text = text.replace("\n[api]\n", "\n[api]\n" + config, 1)
+        if mirror:
+            # ... and `mirror_publishers = []` in its [node] table (a TOML array of strings is JSON).
+            assert "\nmirror_publishers = []\n" in text, "lien init wrote no mirror_publishers"
+            text = text.replace("\nmirror_publishers = []\n", f"\nmirror_publishers = {json.dumps(list(mirror))}\n", 1)
+        toml.write_text(text, encoding="utf-8")
         self.log = open(log, "w", encoding="utf-8")
         self.proc = subprocess.Popen(
             [LIEN, "--home", str(self.home), "daemon", "--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0",
@@ -108,7 +115,8 @@ def net():
         portal_port = free_port()
         boot = a.status["listen_addrs"][0]
         b = Daemon(tmp / "b", ARTIFACTS / "node-b.log", ["--bootstrap", boot],
-                   config=f'portal_listen = "127.0.0.1:{portal_port}"\nportal_title = "Cổng dữ liệu B"\n')
+                   config=f'portal_listen = "127.0.0.1:{portal_port}"\nportal_title = "Cổng dữ liệu B"\n',
+                   mirror=[a.status["publisher"]])
         daemons.append(b)
         b.portal = f"http://127.0.0.1:{portal_port}"
 

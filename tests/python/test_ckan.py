@@ -117,8 +117,9 @@ def test_errors_are_ckan_shaped(net):
 
 
 def test_second_node_portal_serves_and_replicates(net):
-    """B's portal listener (no token, read-only) lists A's datasets; its gateway fetches the file
-    from A, verifies it and serves the same bytes; GET-only clients work too."""
+    """B's portal listener (no token, read-only) lists A's datasets; its gateway serves the file
+    B fetched from A (B mirrors A's publisher), verified, the same bytes; GET-only clients work
+    too. It fetches nothing B neither holds nor mirrors."""
     b = net["b"]
     ck = client(b.portal, get_only=True)
     r = ck.action.package_search(q="census")
@@ -129,7 +130,11 @@ def test_second_node_portal_serves_and_replicates(net):
     body = requests.get(csv["url"], timeout=60).content
     assert blake3.blake3(body).hexdigest() == csv["hash"]
     assert body == (net["census"] / "population.csv").read_bytes()
-    # The portal listener has no private API.
+    # The portal listener has no private API and no metrics.
     assert requests.get(b.portal + "/v1/status", timeout=5).status_code == 404
     assert requests.post(b.portal + "/v1/publish", json={}, timeout=5).status_code in (404, 405)
+    assert requests.get(b.portal + "/metrics", timeout=5).status_code == 404
+    # An id B neither holds nor mirrors is refused at once, not looked for among peers.
+    r = requests.get(b.portal + "/d/" + "0" * 64 + "/x.csv", timeout=10)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
     assert ck.action.status_show()["site_title"] == "Cổng dữ liệu B"

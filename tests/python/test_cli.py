@@ -2,6 +2,8 @@
 
 import json
 
+import requests
+
 from conftest import lien
 
 
@@ -33,3 +35,17 @@ def test_publish_without_name_says_where_to_put_it(net, tmp_path):
     (tmp_path / "datapackage.json").write_text("{not json")
     r = lien(net["a"].home, "publish", str(tmp_path), check=False)
     assert r.returncode == 1 and "datapackage.json" in r.stderr
+
+
+def test_private_reads_need_the_token_and_other_hosts_get_421(net):
+    a = net["a"]
+    token = (a.home / "api.token").read_text().strip()
+    for path in ("/v1/local", "/v1/peers", "/v1/audit"):
+        assert requests.get(a.api + path, timeout=10).status_code == 401, path
+        r = requests.get(a.api + path, headers={"Authorization": "Bearer " + token}, timeout=10)
+        assert r.status_code == 200, (path, r.text)
+    assert requests.get(a.api + "/v1/status", timeout=10).status_code == 200
+    r = requests.get(a.api + "/v1/status", headers={"Host": "evil.example"}, timeout=10)
+    assert r.status_code == 421 and r.json()["error"]["code"] == "misdirected_request"
+    # `lien ls` reads /v1/local with the token.
+    assert json.loads(lien(a.home, "--json", "ls").stdout)

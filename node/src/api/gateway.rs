@@ -8,8 +8,10 @@
 //! verify (the file was damaged or edited on disk) aborts the response, so a client never gets
 //! unverified bytes as if they were whole.
 //!
-//! Restricted data is never served (403): neither a restricted dataset (nor is one fetched on
-//! demand) nor a file held here under restricted access, whichever dataset it is asked through
+//! On a public listener (the portal's) only datasets this node holds (complete or partial) or
+//! its mirror policy covers are fetched on demand: anyone can reach it, and an arbitrary id must
+//! not make the node download (and keep) whatever it names. Restricted data
+//! is never listed or served here (403), nor fetched on demand. That covers a file held here under restricted access, whichever dataset it is asked through
 //! (a public manifest may list a restricted file's id; see `store::Readers`).
 
 use std::sync::Arc;
@@ -54,7 +56,7 @@ async fn dataset(state: &ApiState, id: ContentId) -> Result<(Manifest, Vec<FileE
     // would merge its readers into those of files held here that it lists (they only narrow).
     let store = state.node.store().clone();
     if let Some(m) = blocking(move || Ok(store.manifest(&id)?)).await? {
-        refuse_restricted_dataset(id, &m)?;
+        refuse_restricted(&m)?;
     }
     ensure_local(state, id).await?;
     blocking(load_again).await?.ok_or_else(|| ApiError::not_found(format!("dataset {id} could not be found")))
@@ -65,12 +67,50 @@ async fn ensure_local(state: &ApiState, id: ContentId) -> Result<(), ApiError> {
     fetch_on_demand(state, id, None).await
 }
 
+/// Refuses an on-demand fetch of `id` asked on a public listener unless this node holds the
+/// dataset or its mirror policy covers it.
+async fn may_fetch(state: &ApiState, id: ContentId) -> Result<(), ApiError> {
+    if !state.public {
+        return Ok(());
+    }
+    let store = state.node.store().clone();
+    let (held, manifest) = blocking(move || Ok((store.local(&id)?.is_some(), store.manifest(&id)?))).await?;
+    if held || manifest.is_some_and(|m| state.node.config().mirrors(m.body())) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        format!(
+            "dataset {id} is not held by this node, and this portal fetches from peers only datasets the node \
+             holds or mirrors; fetch it with `lien get {id}`"
+        ),
+    ))
+}
+
+/// Refuses a restricted dataset: the gateway answers anyone who can reach it (the portal may
+/// listen beyond loopback); authorised nodes fetch restricted data peer to peer with `lien get`.
+fn refuse_restricted(manifest: &Manifest) -> Result<(), ApiError> {
+    let metadata = &manifest.body().metadata;
+    if !metadata.is_restricted() {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        format!(
+            "dataset {} is restricted to {}; fetch it with `lien get` on an authorised node",
+            manifest.id(),
+            metadata.readers.join(", ")
+        ),
+    ))
+}
+
 /// Fetches what the gateway needs: the whole dataset, or only chunks `range` of one file.
 async fn fetch_on_demand(
     state: &ApiState,
     id: ContentId,
     range: Option<crate::fetch::ChunkRange>,
 ) -> Result<(), ApiError> {
+    may_fetch(state, id).await?;
     let _one_at_a_time = state.gateway_fetch.lock().await;
     let store = state.node.store().clone();
     let local = blocking(move || Ok(store.local(&id)?)).await?;
@@ -124,6 +164,7 @@ pub(crate) async fn listing(
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     let (m, entries) = dataset(&state, id).await?;
+    refuse_restricted(&m)?;
     let files: Vec<FileInfo> = entries.iter().map(FileInfo::from).collect();
     let wants_html = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("text/html"));
     if !wants_html {
@@ -228,10 +269,10 @@ pub(crate) async fn file(
     // A restricted dataset known here is refused before anything is fetched for it.
     let store = state.node.store().clone();
     if let Some(m) = blocking(move || Ok(store.manifest(&id)?)).await? {
-        refuse_restricted_dataset(id, &m)?;
+        refuse_restricted(&m)?;
     }
     let (manifest, entries) = dataset(&state, id).await?;
-    refuse_restricted_dataset(id, &manifest)?;
+    refuse_restricted(&manifest)?;
     let entry = entries
         .into_iter()
         .find(|e| e.path.as_str() == path)
@@ -320,20 +361,6 @@ pub(crate) async fn file(
     }
     let body = Body::from_stream(verified_bytes(rec, Arc::new(list), chunk_size, start, end));
     response.body(body).map_err(|e| ApiError::internal(e.to_string()))
-}
-
-/// 403 for a restricted dataset.
-fn refuse_restricted_dataset(id: ContentId, m: &Manifest) -> Result<(), ApiError> {
-    if !m.body().metadata.is_restricted() {
-        return Ok(());
-    }
-    Err(ApiError::new(
-        StatusCode::FORBIDDEN,
-        format!(
-            "dataset {id} is restricted to {}; fetch it with `lien get` on an authorised node",
-            m.body().metadata.readers.join(", ")
-        ),
-    ))
 }
 
 /// 403 for a file held here under restricted access (whichever dataset it is asked through).

@@ -2,17 +2,39 @@
 //! Prometheus metrics at `/metrics`. The `lien` CLI is a client of this API when a daemon runs.
 //!
 //! - Bound to loopback by default (`[api] listen` in `lien.toml`, or `lien daemon --api`).
-//! - Every mutating endpoint (`POST`, `DELETE`) needs `Authorization: Bearer <HOME/api.token>`.
-//! - Bounded: at most `max_concurrent_requests` requests are served at once (more get 503 at
-//!   once rather than queueing without bound), and request bodies are capped at `max_body_bytes`.
+//! - Every mutating endpoint (`POST`, `DELETE`) needs `Authorization: Bearer <HOME/api.token>`,
+//!   and so do the reads that show more than the catalog: `/v1/local` (file-system paths),
+//!   `/v1/peers` (peers' addresses) and `/v1/audit` (who was served what).
+//! - Only its own names (against DNS rebinding, [`host`]): the API listener answers a `Host` of
+//!   `localhost`, a loopback IP, its listen address or the host of `public_url`; any other gets
+//!   421 Misdirected Request. The portal listener (`portal_listen`) is public by design: it
+//!   answers any `Host` unless `public_url` is set, and then the same names as the API (with the
+//!   public URL's host first among them).
+//! - Two listeners, two sets of limits: the API and the portal each serve at most their own
+//!   number of requests at once (`max_concurrent_requests`, `portal_max_concurrent_requests`;
+//!   more get 503 at once rather than queueing without bound), so busy portal downloads never lock
+//!   the operator out of the API. Request bodies are capped at `max_body_bytes`. Both listeners
+//!   close connections whose request head does not arrive within `header_read_timeout_secs`, or
+//!   that wait on the client for `idle_timeout_secs` without a byte moving (`listen.rs`).
+//! - The portal listener is anonymous: its gateway fetches from peers on demand only datasets
+//!   this node holds or its mirror policy covers (`mirror_publishers`, `mirror_themes`; by
+//!   default held datasets only), so nobody can fill the disk by asking for arbitrary ids; its
+//!   `/node` page shows no peer addresses and no titles of restricted datasets held; `/metrics`
+//!   is not served there. The API listener, when it is bound beyond loopback, is treated the same
+//!   way for these three.
 //! - Every error is a 4xx/5xx with a JSON body `{"error": {"code", "message"}}`.
 //! - [`serve`] takes a bound listener and a shutdown future, so tests bind `127.0.0.1:0` and
 //!   stop it cleanly.
 //!
 //! Files: [`home`] (token, `daemon.json`, `init`), [`types`] (JSON bodies), `v1.rs` (handlers),
-//! `gateway.rs` (`/d/...`), `metrics.rs`, `openapi.rs`, [`error`].
+//! `gateway.rs` (`/d/...`), `metrics.rs`, `openapi.rs`, [`error`], `host.rs` (the `Host`
+//! check), `listen.rs` (connections and their timeouts).
 
 mod gateway;
+mod host;
+mod listen;
+#[cfg(test)]
+mod listener_tests;
 mod metrics;
 mod openapi;
 pub mod trust;
@@ -43,6 +65,7 @@ use zeroize::Zeroizing;
 
 pub use error::ApiError;
 pub(crate) use gateway::{escape, percent_encode};
+pub use listen::Timeouts;
 pub(crate) use v1::files_of;
 
 use crate::node::Node;
@@ -54,8 +77,17 @@ use crate::portal::{Portal, PortalSettings};
 pub struct ApiConfig {
     /// Address to listen on (loopback by default).
     pub listen: SocketAddr,
-    /// Requests served at once; more are answered 503 at once.
+    /// Requests served at once on `listen`; more are answered 503 at once.
     pub max_concurrent_requests: usize,
+    /// Requests served at once on `portal_listen` (a limit of its own, so portal users never
+    /// take the API's slots); more are answered 503 at once.
+    pub portal_max_concurrent_requests: usize,
+    /// Seconds from the first byte of a request to the end of its head (both listeners).
+    pub header_read_timeout_secs: u64,
+    /// Seconds a connection may wait on its client with no byte moving (between requests, while
+    /// a request body comes in, while the client does not read the response) before it is
+    /// closed (both listeners).
+    pub idle_timeout_secs: u64,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
     /// Where to serve the read-only portal alone (web pages, CKAN API, DCAT, gateway), e.g.
@@ -73,6 +105,9 @@ impl Default for ApiConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 4041)),
             max_concurrent_requests: 64,
+            portal_max_concurrent_requests: 64,
+            header_read_timeout_secs: 10,
+            idle_timeout_secs: 60,
             max_body_bytes: 64 * 1024,
             portal_listen: None,
             public_url: None,
@@ -137,6 +172,15 @@ impl ApiConfig {
         if self.max_concurrent_requests == 0 {
             return Err(ApiConfigError::Invalid("max_concurrent_requests"));
         }
+        if self.portal_max_concurrent_requests == 0 {
+            return Err(ApiConfigError::Invalid("portal_max_concurrent_requests"));
+        }
+        if self.header_read_timeout_secs == 0 {
+            return Err(ApiConfigError::Invalid("header_read_timeout_secs"));
+        }
+        if self.idle_timeout_secs == 0 {
+            return Err(ApiConfigError::Invalid("idle_timeout_secs"));
+        }
         if self.max_body_bytes == 0 {
             return Err(ApiConfigError::Invalid("max_body_bytes"));
         }
@@ -149,6 +193,14 @@ impl ApiConfig {
         }
         Ok(())
     }
+
+    /// The connection timeouts of both listeners.
+    pub fn timeouts(&self) -> Timeouts {
+        Timeouts {
+            header_read: std::time::Duration::from_secs(self.header_read_timeout_secs),
+            idle: std::time::Duration::from_secs(self.idle_timeout_secs),
+        }
+    }
 }
 
 /// Shared state of the API handlers.
@@ -156,7 +208,14 @@ impl ApiConfig {
 pub(crate) struct ApiState {
     pub(crate) node: Node,
     token: Arc<Zeroizing<String>>,
+    /// This listener's request slots.
     permits: Arc<Semaphore>,
+    /// The `Host` names this listener answers.
+    hosts: Arc<host::HostPolicy>,
+    /// Anyone may reach this listener (the portal listener, or an API bound beyond loopback):
+    /// on-demand fetches only for held or mirrored datasets, `/node` without addresses and
+    /// restricted titles.
+    pub(crate) public: bool,
     /// Fetches running on behalf of API clients (`get` and the gateway).
     pub(crate) fetches_active: Arc<AtomicU64>,
     /// One on-demand gateway fetch at a time, so two requests never fill the same folder at once.
@@ -171,24 +230,40 @@ pub fn router(node: Node, token: Zeroizing<String>, config: &ApiConfig) -> Route
 }
 
 /// Builds the API's router and the read-only portal router (web pages, CKAN API, DCAT export,
-/// gateway) for `portal_listen`; both share one state (catalog index, limits, fetch lock).
+/// gateway) for `portal_listen`. They share the node, the catalog index and the fetch lock;
+/// each has its own request slots and `Host` names, and the portal's is public (see the module
+/// documentation).
 pub fn routers(node: Node, token: Zeroizing<String>, config: &ApiConfig) -> (Router, Router) {
     let settings = PortalSettings {
         public_url: config.public_url.clone(),
         title: config.portal_title.clone().unwrap_or_else(|| format!("Lien node {}", short_peer(&node))),
     };
-    let state = ApiState {
+    let api_state = ApiState {
         node,
         token: Arc::new(token),
         permits: Arc::new(Semaphore::new(config.max_concurrent_requests)),
+        hosts: Arc::new(host::HostPolicy::strict(config.listen, config.public_url.as_deref())),
+        public: !config.listen.ip().is_loopback(),
         fetches_active: Arc::new(AtomicU64::new(0)),
         gateway_fetch: Arc::new(tokio::sync::Mutex::new(())),
         portal: Arc::new(Portal::new(settings)),
     };
-    let mutating = Router::new()
+    let portal_addr = config.portal_listen.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+    let portal_state = ApiState {
+        permits: Arc::new(Semaphore::new(config.portal_max_concurrent_requests)),
+        hosts: Arc::new(match &config.public_url {
+            Some(url) => host::HostPolicy::strict(portal_addr, Some(url)),
+            None => host::HostPolicy::any(portal_addr),
+        }),
+        public: true,
+        ..api_state.clone()
+    };
+    let private = Router::new()
         .route("/v1/publish", post(v1::publish))
         .route("/v1/get", post(v1::get))
         .route("/v1/connect", post(v1::connect))
+        .route("/v1/peers", get(v1::peers))
+        .route("/v1/local", get(v1::local))
         .route("/v1/local/{id}/pin", post(v1::pin))
         .route("/v1/local/{id}/unpin", post(v1::unpin))
         .route("/v1/local/{id}", delete(v1::remove))
@@ -198,34 +273,34 @@ pub fn routers(node: Node, token: Zeroizing<String>, config: &ApiConfig) -> (Rou
         .route("/v1/trust/records", post(trust::import))
         .route("/v1/delegate", post(trust::delegate))
         .route("/v1/revoke", post(trust::revoke))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+        .route("/v1/audit", get(trust::audit))
+        .route_layer(middleware::from_fn_with_state(api_state.clone(), require_token));
     let gateway = Router::new()
         .route("/d/{id}", get(gateway::redirect_to_listing))
         .route("/d/{id}/", get(gateway::listing))
         .route("/d/{id}/{*path}", get(gateway::file));
     let api = Router::new()
         .route("/v1/status", get(v1::status))
-        .route("/v1/peers", get(v1::peers))
         .route("/v1/search", get(v1::search))
         .route("/v1/datasets/{id}", get(v1::show))
         .route("/v1/names/{publisher}/{slug}", get(v1::resolve))
-        .route("/v1/local", get(v1::local))
         .route("/v1/trust", get(trust::list))
-        .route("/v1/audit", get(trust::audit))
         .route("/v1/openapi.json", get(openapi::document))
         .route("/metrics", get(metrics::metrics))
         .merge(gateway.clone())
         .merge(crate::portal::routes())
-        .merge(mutating);
+        .merge(private);
+    // No `/v1`, no `/metrics`: only what an anonymous visitor may read.
     let portal = gateway.merge(crate::portal::routes());
-    let finish = |r: Router<ApiState>| {
+    let finish = |r: Router<ApiState>, state: ApiState| {
         r.fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed)
             .layer(DefaultBodyLimit::max(config.max_body_bytes))
             .layer(middleware::from_fn_with_state(state.clone(), limit_concurrency))
-            .with_state(state.clone())
+            .layer(middleware::from_fn_with_state(state.clone(), host::check_host))
+            .with_state(state)
     };
-    (finish(api), finish(portal))
+    (finish(api, api_state), finish(portal, portal_state))
 }
 
 fn short_peer(node: &Node) -> String {
@@ -241,17 +316,22 @@ pub fn serve(
     config: &ApiConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> impl Future<Output = std::io::Result<()>> + Send + 'static {
-    let app = router(node, token, config);
-    async move { axum::serve(listener, app).with_graceful_shutdown(shutdown).await }
+    let mut config = config.clone();
+    if let Ok(addr) = listener.local_addr() {
+        config.listen = addr; // the address really served (the config may say another)
+    }
+    let app = router(node, token, &config);
+    listen::serve(listener, app, config.timeouts(), shutdown)
 }
 
-/// Serves `app` (e.g. the portal router of [`routers`]) on `listener` until `shutdown`.
+/// Serves `app` (a router of [`routers`]) on `listener` with `timeouts` until `shutdown`.
 pub async fn serve_router(
     listener: tokio::net::TcpListener,
     app: Router,
+    timeouts: Timeouts,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    listen::serve(listener, app, timeouts, shutdown).await
 }
 
 async fn not_found(method: Method, uri: axum::http::Uri) -> ApiError {
@@ -284,8 +364,9 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Serves at most `max_concurrent_requests` at once; the permit lives until the response body
-/// has been sent, so slow downloads count too.
+/// Serves at most this listener's number of requests at once (`max_concurrent_requests` or
+/// `portal_max_concurrent_requests`); the permit lives until the response body has been sent,
+/// so slow downloads count too.
 async fn limit_concurrency(State(state): State<ApiState>, request: Request, next: Next) -> Response {
     let Ok(permit) = state.permits.clone().try_acquire_owned() else {
         return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "too many requests in flight; try again")

@@ -21,6 +21,12 @@ fn progress_param() -> Value {
         "description": "stream NDJSON lines: {\"progress\":{done,total,peers}}..., then {\"result\":...} or {\"error\":{status,error}}"})
 }
 
+/// A read that needs the token (it shows paths, addresses or the audit log).
+fn private_read(summary: &str, params: Value, result: Value) -> Value {
+    json!({"summary": summary, "security": [{"bearer": []}], "parameters": params,
+        "responses": {"200": ok(result), "401": err()}})
+}
+
 fn mutating(summary: &str, params: Value, body: Option<&str>, result: Value) -> Value {
     let mut op = json!({
         "summary": summary, "security": [{"bearer": []}], "parameters": params,
@@ -41,7 +47,7 @@ pub(crate) fn spec() -> Value {
     json!({
         "openapi": "3.1.0",
         "info": {"title": "Lien node API", "version": "1",
-            "description": "Local API of a Lien node. Mutating endpoints need `Authorization: Bearer <HOME/api.token>`. Errors are JSON: {\"error\":{\"code\",\"message\"}}."},
+            "description": "Local API of a Lien node. Mutating endpoints, /v1/local, /v1/peers and /v1/audit need `Authorization: Bearer <HOME/api.token>`. A request for a host name the listener does not answer gets 421. Errors are JSON: {\"error\":{\"code\",\"message\"}}."},
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {
@@ -61,7 +67,7 @@ pub(crate) fn spec() -> Value {
         },
         "paths": {
             "/v1/status": {"get": {"summary": "node status", "responses": {"200": ok(obj.clone())}}},
-            "/v1/peers": {"get": {"summary": "connected peers", "responses": {"200": ok(json!({"type": "array"}))}}},
+            "/v1/peers": {"get": private_read("connected peers and their addresses", json!([]), json!({"type": "array"}))},
             "/v1/search": {"get": {"summary": "search the catalog",
                 "parameters": [{"name": "q", "in": "query", "schema": {"type": "string"}},
                                {"name": "limit", "in": "query", "schema": {"type": "integer"}}],
@@ -72,7 +78,7 @@ pub(crate) fn spec() -> Value {
                 "parameters": [{"name": "publisher", "in": "path", "required": true, "schema": {"type": "string"}},
                                {"name": "slug", "in": "path", "required": true, "schema": {"type": "string"}}],
                 "responses": {"200": ok(obj.clone()), "400": err(), "404": err()}}},
-            "/v1/local": {"get": {"summary": "datasets held locally", "responses": {"200": ok(json!({"type": "array"}))}}},
+            "/v1/local": {"get": private_read("datasets held locally, with their folders", json!([]), json!({"type": "array"}))},
             "/v1/publish": {"post": mutating("publish a file or folder", json!([progress_param()]), Some("PublishBody"), obj.clone())},
             "/v1/get": {"post": mutating("fetch a dataset into a folder", json!([progress_param()]), Some("GetBody"), obj.clone())},
             "/v1/connect": {"post": mutating("connect to a peer", json!([]), Some("ConnectBody"), obj.clone())},
@@ -84,11 +90,11 @@ pub(crate) fn spec() -> Value {
             "/metrics": {"get": {"summary": "Prometheus metrics",
                 "responses": {"200": {"description": "ok", "content": {"text/plain": {}}}}}},
             "/d/{id}/": {"get": {"summary": "list a dataset's files (JSON, or HTML for browsers)", "parameters": [id_param()],
-                "responses": {"200": ok(obj.clone()), "400": err(), "404": err()}}},
+                "responses": {"200": ok(obj.clone()), "400": err(), "403": err(), "404": err()}}},
             "/d/{id}/{path}": {"get": {"summary": "download a file (Range, ETag = file id)",
                 "parameters": [id_param(), {"name": "path", "in": "path", "required": true, "schema": {"type": "string"}}],
                 "responses": {"200": {"description": "the file"}, "206": {"description": "a byte range"},
-                    "304": {"description": "not modified"}, "400": err(), "404": err(), "416": err()}}}
+                    "304": {"description": "not modified"}, "400": err(), "403": err(), "404": err(), "416": err()}}}
         }
     })
 }
@@ -106,9 +112,8 @@ fn trust_paths() -> Value {
         "/v1/trust/records": {"post": mutating("import and gossip a delegation or revocation (hex)", json!([]), Some("ImportBody"), obj.clone())},
         "/v1/delegate": {"post": mutating("sign and gossip a delegation from this node's publisher key", json!([]), Some("DelegateBody"), obj.clone())},
         "/v1/revoke": {"post": mutating("sign and gossip a revocation", json!([]), Some("RevokeBody"), obj.clone())},
-        "/v1/audit": {"get": {"summary": "verify the audit log and show its newest entries",
-            "parameters": [{"name": "limit", "in": "query", "schema": {"type": "integer"}}],
-            "responses": {"200": ok(obj)}}}
+        "/v1/audit": {"get": private_read("verify the audit log and show its newest entries",
+            json!([{"name": "limit", "in": "query", "schema": {"type": "integer"}}]), obj)}
     })
 }
 

@@ -11,7 +11,8 @@
 //!
 //! **Invariant:** nothing here changes state: every route is a read, so the portal may be served
 //! beyond loopback (`[api] portal_listen`) without the API token. The only side effect reachable
-//! from it is the gateway's on-demand fetch of a dataset the catalog lists.
+//! from it is the gateway's on-demand fetch, and on `portal_listen` only of a dataset this node
+//! holds or its mirror policy covers.
 
 pub(crate) mod ckan;
 pub(crate) mod dcat;

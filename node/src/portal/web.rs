@@ -2,6 +2,10 @@
 //! files with sizes and BLAKE3 hashes, download links through the gateway, versions, providers,
 //! the `lien get` command), `/node` (peers, transfers, storage).
 //!
+//! On a public listener (`portal_listen`) `/node` lists peers by id only (no IP addresses) and
+//! leaves restricted datasets held (`Metadata.readers`) out of its table: it only counts them;
+//! a restricted dataset's page does not say whether this node holds it.
+//!
 //! Plain HTML forms and links: everything reads and works without JavaScript; `portal.js` only
 //! adds a "copy" button. Stylesheet and script are served by the node itself, so the pages need
 //! nothing from the internet, and a strict `Content-Security-Policy` forbids anything else.
@@ -351,6 +355,10 @@ fn dataset_body(state: &ApiState, d: &Detail, providers: Option<Vec<String>>) ->
     }
     h.push_str("</ul><h2>Providers</h2><ul class=providers>");
     match &d.local {
+        // Whether this node holds restricted data is for its operator, not every visitor.
+        _ if state.public && md.is_restricted() => h.push_str(
+            "<li>this node: not shown (a restricted dataset; authorised nodes use <code>lien get</code>)</li>",
+        ),
         Some(l) => {
             let _ = write!(
                 h,
@@ -360,6 +368,9 @@ fn dataset_body(state: &ApiState, d: &Detail, providers: Option<Vec<String>>) ->
                 if l.pinned { ", pinned" } else { "" }
             );
         }
+        None if state.public && !state.node.config().mirrors(b) => h.push_str(
+            "<li>this node: not held (downloads here need a copy on this node: <code>lien get</code> it there)</li>",
+        ),
         None => h.push_str("<li>this node: not held (the gateway fetches it on first download)</li>"),
     }
     match providers {
@@ -387,9 +398,18 @@ pub(crate) async fn node_page(State(state): State<ApiState>) -> Result<Response,
     let store = node.store().clone();
     let (locals, catalog, store_bytes) = blocking(move || {
         let store_bytes = std::fs::metadata(store.path()).map(|m| m.len()).unwrap_or(0);
-        Ok((local_infos(&store)?, store.manifest_count()?, store_bytes))
+        let mut locals = Vec::new();
+        for l in local_infos(&store)? {
+            let restricted = match l.id.parse::<ContentId>() {
+                Ok(id) => store.manifest(&id)?.is_some_and(|m| m.body().metadata.is_restricted()),
+                Err(_) => true, // cannot tell: keep it private
+            };
+            locals.push((l, restricted));
+        }
+        Ok((locals, store.manifest_count()?, store_bytes))
     })
     .await?;
+    let public = state.public;
     let mut h = String::new();
     let _ = write!(h, "<h1>Node</h1><table class=metadata>");
     let rows = [
@@ -399,7 +419,7 @@ pub(crate) async fn node_page(State(state): State<ApiState>) -> Result<Response,
         ("Version", env!("CARGO_PKG_VERSION").to_owned()),
         ("Catalog", format!("{catalog} manifests")),
         ("Metadata store", size(store_bytes)),
-        ("Data held", size(locals.iter().map(|l| l.present).sum())),
+        ("Data held", size(locals.iter().map(|(l, _)| l.present).sum())),
         ("Received from peers", size(stats.fetched.values().sum())),
         ("Served to peers", size(stats.served.values().sum())),
         ("Fetches running", state.fetches_active.load(std::sync::atomic::Ordering::Relaxed).to_string()),
@@ -412,16 +432,23 @@ pub(crate) async fn node_page(State(state): State<ApiState>) -> Result<Response,
     }
     let _ = write!(h, "</table><h2>Peers ({})</h2><ul id=peers>", peers.len());
     for p in &peers {
+        // Peers' IP addresses are for the operator (`lien peers`), not for every visitor.
+        let addrs = if public { String::new() } else { p.addrs.join(", ") };
         let _ = write!(
             h,
             "<li><code>{}</code> {} <span class=hint>{}</span></li>",
             escape(&p.peer_id),
-            escape(&p.addrs.join(", ")),
+            escape(&addrs),
             escape(p.agent.as_deref().unwrap_or(""))
         );
     }
     h.push_str("</ul><h2>Transfers and local datasets</h2><table class=files><thead><tr><th>Dataset</th><th>State</th><th>Held</th></tr></thead><tbody>");
-    for l in &locals {
+    let mut hidden = 0;
+    for (l, restricted) in &locals {
+        if public && *restricted {
+            hidden += 1; // not even its title: that this node holds it is not for every visitor
+            continue;
+        }
         let state_text = if l.complete {
             format!("{}{}", l.kind, if l.pinned { ", pinned" } else { "" })
         } else {
@@ -438,7 +465,15 @@ pub(crate) async fn node_page(State(state): State<ApiState>) -> Result<Response,
             size(l.size)
         );
     }
-    h.push_str("</tbody></table><h2>Trust</h2><p class=hint>Only manifests signed by trusted publishers enter the catalog; the trust roots are set in <code>lien.toml</code>.</p>");
+    h.push_str("</tbody></table>");
+    if hidden > 0 {
+        let _ = write!(
+            h,
+            "<p class=hint id=restricted-held>and {hidden} restricted dataset{} (not listed here)</p>",
+            if hidden == 1 { "" } else { "s" }
+        );
+    }
+    h.push_str("<h2>Trust</h2><p class=hint>Only manifests signed by trusted publishers enter the catalog; the trust roots are set in <code>lien.toml</code>.</p>");
     Ok(page("Node", &h))
 }
 
