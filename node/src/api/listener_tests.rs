@@ -52,7 +52,6 @@ async fn start_node(home: &Path, bootstrap: Option<&Node>) -> Result<Node> {
     let mut c = NodeConfig::for_home(home);
     c.network = "test".into();
     c.listen = vec!["/ip4/127.0.0.1/tcp/0".parse()?];
-    c.bulk_port = 0;
     c.hash_threads = 2;
     c.request_timeout_secs = 10;
     if let Some(b) = bootstrap {
