@@ -19,7 +19,7 @@ PUB=$(lien --home /tmp/lien-a status | awk '/^publisher:/ {print $2}')
 lien --home /tmp/lien-c get "$PUB/census-2024" -o /tmp/census-copy
 cmp /tmp/census/numbers.csv /tmp/census-copy/numbers.csv && echo "identical copy"
 lien --home /tmp/lien-c search population
-curl -fsS -r 0-99 http://127.0.0.1:4202/d/$ID/numbers.csv     # B's gateway fetches on demand, serves a range
+curl -fsS -r 0-99 http://127.0.0.1:4202/d/$ID/numbers.csv; echo   # B's gateway fetches on demand, serves a range
 curl -fsS http://127.0.0.1:4203/metrics | grep '^lien_bulk_bytes_in_total'   # C's chunks took the fast path
 
 kill %1 %2 %3

@@ -118,21 +118,19 @@ impl SharedTrust {
         self.with(now, |s| s.is_revoked(key, now))
     }
 
-    /// The gossip validator's question: is this record's issuer trusted to sign it? A record
-    /// that is not admitted now is held in memory (not stored, not forwarded) in case the
-    /// delegation that makes its issuer trusted arrives later.
+    /// The gossip validator's question: is this record's issuer trusted now to sign it? Either
+    /// way the record is added: kept (and later stored by [`Self::accept`]) when its issuer is
+    /// within reach of a root, else held in memory only, in case the delegation that makes its
+    /// issuer trusted arrives later. Only records whose issuer is trusted now are forwarded.
     pub fn admits_or_holds(&self, record: TrustRecord) -> bool {
         let now = now_secs();
         if self.with(now, |s| s.admits(&record, now)) {
             return true;
         }
         self.with_mut(|s| {
-            if s.add(record, now) == Admission::Admitted {
-                // The set changed between the two locks: admitted after all. The caller's
-                // accept stores it (its id is known now, so it is not added twice).
-                return true;
-            }
-            false
+            let admission = s.add(record.clone(), now);
+            // The set may have changed between the two locks.
+            admission == Admission::Admitted && s.admits(&record, now)
         })
     }
 

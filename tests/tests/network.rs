@@ -449,6 +449,72 @@ async fn a_strangers_revocations_do_not_count_and_do_not_spread() -> Result<()> 
     Ok(())
 }
 
+/// Issue 12, item 3: a delegate the root trusts floods the network with cross-delegations among
+/// 40 keys (1,560 records, every key reachable from every other). Trust checks stay lookups on
+/// the task that owns the Swarm, so another agency's manifest still gets through while the flood
+/// is being gossiped and admitted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_cross_delegations_does_not_hold_up_other_manifests() -> Result<()> {
+    use lien_protocol::trust::{Delegation, DelegationBody, TrustRecord};
+    use lien_protocol::PublisherSecret;
+    let root = TestNode::start(&[]).await?;
+    let root_key = root.node.publisher();
+    let trusting = |k: String| move |c: &mut lien_node::NodeConfig| c.trust_roots = vec![k];
+    let flooder = TestNode::start_with(&[&root], trusting(root_key.to_string())).await?;
+    let agency = TestNode::start_with(&[&root], trusting(root_key.to_string())).await?;
+    let strict = TestNode::start_with(&[&flooder, &agency], trusting(root_key.to_string())).await?;
+    strict.wait_peers(2).await?;
+    root.node.delegate(agency.node.publisher(), "Bo Y te", "", 30, false).await?;
+    let mesh: Vec<PublisherSecret> = (0..40u8).map(|i| PublisherSecret::from_seed(&[i + 100; 32])).collect();
+    root.node.delegate(mesh[0].public(), "Bo X", "", 30, true).await?;
+    wait_for("the flooder and the strict node to learn the delegations", Duration::from_secs(20), || async {
+        Ok(strict.node.store().trust_page(0, 10)?.0.len() >= 2 && flooder.node.store().trust_page(0, 10)?.0.len() >= 2)
+    })
+    .await?;
+    let now = lien_node::trust::now_secs();
+    let mut flood = Vec::new();
+    for a in &mesh {
+        for b in &mesh {
+            if a.public() == b.public() {
+                continue;
+            }
+            let body = DelegationBody {
+                issuer: a.public(),
+                subject: b.public(),
+                organisation: "Bo X".into(),
+                prefix: String::new(),
+                not_before: now - 60,
+                not_after: now + 3600,
+                can_delegate: true,
+            };
+            flood.push(TrustRecord::Delegation(Delegation::sign(a, body)?).encode()?);
+        }
+    }
+    let total = flood.len();
+    let flooding = {
+        let node = flooder.node.clone();
+        tokio::spawn(async move {
+            for bytes in flood {
+                node.import_trust_record(bytes).await?;
+            }
+            anyhow::Ok(())
+        })
+    };
+    // While the flood is on its way: another agency's manifest.
+    let src = tempfile::tempdir()?;
+    let data = make_dataset(src.path(), 61, &[("beds.csv", 1000)])?;
+    let m = agency.node.publish(request(&data, "moh-beds", "Beds", 1 << 16)?, quiet()).await?;
+    wait_for("the strict node to accept the manifest during the flood", Duration::from_secs(30), || {
+        has_manifest(&strict, m.id())
+    })
+    .await?;
+    flooding.await??;
+    let (all, _, _) = flooder.node.store().trust_page(0, 5000)?;
+    assert!(all.len() > total / 2, "the flood was not admitted where its issuers are trusted ({})", all.len());
+    assert!(strict.node.check_trust(&m).is_ok());
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restricted_dataset_is_served_only_to_nodes_of_allowed_organisations() -> Result<()> {
     let root = TestNode::start(&[]).await?;

@@ -52,11 +52,16 @@ impl Readers {
         }
     }
 
-    /// Whether a node delegated to `organisations` may read.
+    /// Whether a node delegated to `organisations` (verified, from the trust chain) may read: one
+    /// of them is an allowed organisation or a sub-unit of one (`Bo Y te/Cuc CNTT` of `Bo Y te`).
     pub fn allows(&self, organisations: &[String]) -> bool {
         match self {
             Readers::Anyone => true,
-            Readers::Only(allowed) => organisations.iter().any(|o| allowed.contains(o)),
+            // A sub-unit reads what its organisation may: "Bo Y te/Cuc CNTT" reads "Bo Y te"'s
+            // data (delegates can only name sub-units inside their own organisation).
+            Readers::Only(allowed) => {
+                organisations.iter().any(|o| allowed.iter().any(|a| lien_protocol::trust::org_within(o, a)))
+            }
         }
     }
 }
@@ -98,6 +103,14 @@ mod tests {
 
     fn only(names: &[&str]) -> Readers {
         Readers::Only(names.iter().map(|s| s.to_string()).collect())
+    }
+
+    #[test]
+    fn sub_units_read_what_their_organisation_may() {
+        let moh = only(&["Bo Y te"]);
+        assert!(moh.allows(&["Bo Y te/Cuc CNTT".into()]));
+        assert!(!moh.allows(&["Bo Y tea".into()]), "a name that merely starts the same is another organisation");
+        assert!(!only(&["Bo Y te/Cuc CNTT"]).allows(&["Bo Y te".into()]), "a parent does not read a unit's data");
     }
 
     #[test]

@@ -13,10 +13,13 @@
 //! repeat until no revocation is added. The revoked set only grows, so this ends after at most
 //! one round per revoked key.
 //!
-//! Records whose issuer is not trusted are **not admitted**: they wait in a bounded in-memory pool
-//! (records can arrive before the delegation that makes their issuer trusted) and are admitted
-//! when their issuer becomes trusted; the caller stores, forwards and serves only admitted
-//! records.
+//! Records whose issuer is out of reach of every root are **not admitted**: they wait in a
+//! bounded in-memory pool (records can arrive before the delegation that makes their issuer
+//! trusted) and are admitted when their issuer comes within reach. "Within reach" ignores
+//! revocations and validity windows (a second graph, `reach`), so the records admitted, and hence
+//! every answer, do not depend on the order in which records arrive. The caller stores admitted
+//! records, and forwards and serves only those whose issuer is trusted now ([`TrustState::admits`],
+//! [`TrustState::serves`]): a revoked or expired issuer's records are kept but not passed on.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
@@ -238,7 +241,12 @@ pub struct TrustState {
     pending: VecDeque<(ContentId, TrustRecord)>,
     /// Records admitted since [`Self::drain_admitted`] was last called.
     newly_admitted: Vec<TrustRecord>,
+    /// The trusted set now: what checks answer from.
     graph: Graph,
+    /// Who could be trusted at some time: the same chains, ignoring revocations and validity
+    /// windows. Admission asks this one, so the records admitted do not depend on the order in
+    /// which they arrive, nor on when.
+    reach: Graph,
 }
 
 impl TrustState {
@@ -249,6 +257,7 @@ impl TrustState {
         }
         let mut s = Self { policy, ..Self::default() };
         s.graph = s.compute(0);
+        s.reach = s.compute_without(&HashSet::new(), None);
         s
     }
 
@@ -278,7 +287,7 @@ impl TrustState {
             let before = waiting.len();
             let mut rest = Vec::with_capacity(waiting.len());
             for (id, r) in waiting {
-                if self.issuer_trusted(&r, &self.graph) {
+                if self.issuer_trusted(&r, &self.reach) {
                     if self.admit(id, r, now) == Admission::Admitted {
                         admitted += 1;
                     }
@@ -335,7 +344,9 @@ impl TrustState {
         admission
     }
 
-    /// Whether a record would be admitted now (what the gossip validator asks before forwarding).
+    /// Whether the record's issuer is trusted now to sign it (what the gossip validator asks
+    /// before forwarding, and catch-up before serving): stricter than admission, it leaves out
+    /// revoked and expired issuers.
     pub fn admits(&self, record: &TrustRecord, now: u64) -> bool {
         let graph = self.graph_at(now);
         self.issuer_trusted(record, &graph)
@@ -479,9 +490,9 @@ impl TrustState {
         }
     }
 
-    /// Admits `record` if its issuer is trusted, else queues it.
+    /// Admits `record` if its issuer is within reach of a root, else queues it.
     fn admit(&mut self, id: ContentId, record: TrustRecord, now: u64) -> Admission {
-        if !self.issuer_trusted(&record, &self.graph) {
+        if !self.issuer_trusted(&record, &self.reach) {
             if self.pending.len() >= MAX_PENDING {
                 self.pending.pop_front();
             }
@@ -528,7 +539,7 @@ impl TrustState {
     /// Admits waiting records whose issuer has become trusted, until none does.
     fn admit_pending(&mut self, now: u64) {
         loop {
-            let ready = self.pending.iter().position(|(_, r)| self.issuer_trusted(r, &self.graph));
+            let ready = self.pending.iter().position(|(_, r)| self.issuer_trusted(r, &self.reach));
             let Some(at) = ready else { return };
             let Some((id, record)) = self.pending.remove(at) else { return };
             self.admit(id, record, now);
@@ -545,27 +556,12 @@ impl TrustState {
     /// Extends the trusted set through a newly admitted delegation; recomputes it instead when the
     /// extension makes a waiting revocation count.
     fn extend_from(&mut self, d: &Delegation, now: u64) {
+        extend_through(&self.delegations, &mut self.reach, d, None, self.policy.max_depth);
         let b = &d.body;
         if now < b.not_before || now > b.not_after || self.graph.revoked.contains(&b.subject) {
             return;
         }
-        let Some(issuer_grants) = self.graph.grants.get(&b.issuer).cloned() else { return };
-        let mut queue = VecDeque::new();
-        let max_depth = self.policy.max_depth;
-        for g in &issuer_grants {
-            match g.extend(d, max_depth) {
-                Ok(grant) => {
-                    if self.graph.offer(b.subject, grant.clone()) {
-                        queue.push_back((b.subject, grant));
-                    }
-                }
-                Err(Blocked::TooDeep) => {
-                    self.graph.too_deep.insert(b.subject);
-                }
-                Err(Blocked::Untrusted) => {}
-            }
-        }
-        let grown = spread(&self.delegations, &mut self.graph, queue, now, max_depth);
+        let grown = extend_through(&self.delegations, &mut self.graph, d, Some(now), self.policy.max_depth);
         let revocation_now_counts = grown.iter().any(|k| {
             self.revocations
                 .values()
@@ -596,7 +592,7 @@ impl TrustState {
         let rounds = self.revocations.len() + 1;
         let mut graph = Graph::default();
         for _ in 0..rounds {
-            graph = self.compute_without(&revoked, now);
+            graph = self.compute_without(&revoked, Some(now));
             let before = revoked.len();
             for r in self.revocations.values().flatten() {
                 let (issuer, subject) = (&r.body.issuer, &r.body.subject);
@@ -626,7 +622,7 @@ impl TrustState {
     }
 
     /// The trusted set at `now` when the keys in `revoked` are withdrawn.
-    fn compute_without(&self, revoked: &HashSet<PublisherKey>, now: u64) -> Graph {
+    fn compute_without(&self, revoked: &HashSet<PublisherKey>, now: Option<u64>) -> Graph {
         let mut graph = Graph { revoked: revoked.clone(), ..Graph::default() };
         let mut queue = VecDeque::new();
         for root in &self.policy.roots {
@@ -639,13 +635,41 @@ impl TrustState {
     }
 }
 
+/// Spreads the grants of `d`'s issuer in `graph` to its subject and onwards; returns the keys
+/// that gained a grant. `now`: the time whose validity windows count (`None`: every window).
+fn extend_through(
+    delegations: &Delegations,
+    graph: &mut Graph,
+    d: &Delegation,
+    now: Option<u64>,
+    max_depth: usize,
+) -> Vec<PublisherKey> {
+    let b = &d.body;
+    let Some(issuer_grants) = graph.grants.get(&b.issuer).cloned() else { return Vec::new() };
+    let mut queue = VecDeque::new();
+    for g in &issuer_grants {
+        match g.extend(d, max_depth) {
+            Ok(grant) => {
+                if graph.offer(b.subject, grant.clone()) {
+                    queue.push_back((b.subject, grant));
+                }
+            }
+            Err(Blocked::TooDeep) => {
+                graph.too_deep.insert(b.subject);
+            }
+            Err(Blocked::Untrusted) => {}
+        }
+    }
+    spread(delegations, graph, queue, now, max_depth)
+}
+
 /// Breadth-first spread of new grants through the delegations valid at `now`; returns the keys
 /// that gained a grant.
 fn spread(
     delegations: &Delegations,
     graph: &mut Graph,
     mut queue: VecDeque<(PublisherKey, Grant)>,
-    now: u64,
+    now: Option<u64>,
     max_depth: usize,
 ) -> Vec<PublisherKey> {
     let mut grown = Vec::new();
@@ -656,7 +680,8 @@ fn spread(
         }
         for d in delegations.from(&key) {
             let b = &d.body;
-            if now < b.not_before || now > b.not_after || graph.revoked.contains(&b.subject) {
+            let outside = now.is_some_and(|now| now < b.not_before || now > b.not_after);
+            if outside || graph.revoked.contains(&b.subject) {
                 continue;
             }
             match grant.extend(d, max_depth) {
