@@ -57,6 +57,9 @@ const MAX_PEER_FAILURES: u32 = 3;
 const FAILED_PEER_RETRY: Duration = Duration::from_secs(10);
 /// How far into the work queue a peer looks for a range it holds.
 const QUEUE_SCAN: usize = 256;
+/// How often a running fetch looks for more providers (the DHT's, partial holders included, and
+/// connected peers), in the background while chunks flow.
+const DISCOVERY_REFRESH: Duration = Duration::from_secs(2);
 /// Bytes asked for in one request.
 const REQUEST_BYTES: u64 = 1 << 20;
 
@@ -630,6 +633,9 @@ async fn fetch_locked(
             p(FetchProgress { done, total, peers: n });
         }
     };
+    let mut provided = false;
+    let mut discovery: Option<tokio::task::JoinHandle<Vec<PeerId>>> = None;
+    let mut next_discovery = Instant::now();
     report(done, 0);
     for job in &mut jobs {
         if job.missing == 0 && job.file.is_some() {
@@ -660,13 +666,27 @@ async fn fetch_locked(
                 };
                 let swarm =
                     |file: usize| order.iter().any(|p| p != peer && peers.get(p).is_some_and(|s| s.trades(file)));
-                let pick = queue.iter().take(QUEUE_SCAN).enumerate().find_map(|(i, u)| {
-                    let ask = state.may_hold(u)?;
-                    if state.leaves_to_others(u, || held_elsewhere(u), || swarm(u.file)) {
-                        return None;
-                    }
-                    Some((i, ask))
-                });
+                // Rarest first: of the ranges this peer may hold, the one fewest known peers hold
+                // (ties keep the queue's random order), so what is scarce spreads first.
+                let holders = |u: &Unit| {
+                    order
+                        .iter()
+                        .filter(|p| peers.get(*p).is_some_and(|s| s.usable() && s.may_hold(u) == Some(false)))
+                        .count()
+                };
+                let pick = queue
+                    .iter()
+                    .take(QUEUE_SCAN)
+                    .enumerate()
+                    .filter_map(|(i, u)| {
+                        let ask = state.may_hold(u)?;
+                        if state.leaves_to_others(u, || held_elsewhere(u), || swarm(u.file)) {
+                            return None;
+                        }
+                        Some((holders(u), i, ask))
+                    })
+                    .min_by_key(|(n, i, _)| (*n, *i))
+                    .map(|(_, i, ask)| (i, ask));
                 if let Some((pos, ask)) = pick {
                     let Some(unit) = queue.remove(pos) else { continue };
                     let job = &jobs[unit.file];
@@ -729,7 +749,29 @@ async fn fetch_locked(
             continue;
         }
         last_usable = Instant::now();
-        let Some((peer, unit, outcome)) = inflight.next().await else { continue };
+        // Providers found in the background join as they turn up (partial holders advertise
+        // themselves from their first chunk on), without holding up the transfers.
+        let finished = discovery.take_if(|d| d.is_finished());
+        if let Some(task) = finished {
+            // Finished: this await returns at once.
+            if let Ok(found) = task.await {
+                let now = Instant::now();
+                for p in found {
+                    if !order.contains(&p) && peers.entry(p).or_default().usable_again(now) {
+                        order.push(p);
+                    }
+                }
+            }
+        }
+        if discovery.is_none() && Instant::now() >= next_discovery {
+            let net = net.clone();
+            discovery = Some(tokio::spawn(async move { discover(&net, id, Duration::from_secs(5)).await }));
+            next_discovery = Instant::now() + DISCOVERY_REFRESH;
+        }
+        // Wake for the next discovery round (never sooner than 200 ms: one may still be running).
+        let wake = next_discovery.max(Instant::now() + Duration::from_millis(200));
+        let Ok(next) = tokio::time::timeout_at(wake.into(), inflight.next()).await else { continue };
+        let Some((peer, unit, outcome)) = next else { continue };
         // Whether someone else could take this peer's work now (asked only after `Busy`).
         let others_usable = matches!(outcome, Outcome::Busy) && {
             let now = Instant::now();
@@ -766,6 +808,16 @@ async fn fetch_locked(
                 *per_peer.entry(peer.to_string()).or_default() += len;
                 done += len;
                 let job = &mut jobs[unit.file];
+                if job.file.is_some() {
+                    // Offered to peers at once; made durable (and marked) by the next sync.
+                    inner.store.note_written(&job.entry.id, unit.first..unit.first + u64::from(unit.count));
+                }
+                if !provided && only.is_none() {
+                    // Findable as a (partial) source from the first chunk on, not only once
+                    // complete: in a flash crowd nobody completes early.
+                    provided = true;
+                    net.send(crate::network::Command::Provide { key: id }).await?;
+                }
                 job.missing -= unit.count as usize;
                 job.unsynced.extend(unit.first..unit.first + u64::from(unit.count));
                 job.unsynced_bytes += len;
@@ -840,6 +892,9 @@ async fn fetch_locked(
         .await?;
         record_local(&store, id, &root, true)?;
         net.send(crate::network::Command::Provide { key: id }).await?;
+    }
+    if let Some(d) = discovery {
+        d.abort();
     }
     let bad_peers = peers.iter().filter(|(_, s)| s.bad).map(|(p, _)| p.to_string()).collect();
     Ok(FetchReport {

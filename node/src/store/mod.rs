@@ -32,7 +32,7 @@ pub use readers::Readers;
 pub use trust::TrustKind;
 mod tables;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -218,6 +218,10 @@ struct PeerRow {
 pub struct Store {
     db: Arc<Database>,
     path: Arc<PathBuf>,
+    /// Chunks of partial files written and verified but not yet fsynced and marked (in memory
+    /// only): offered to peers at once (`have` includes them, and the server verifies every
+    /// chunk again before sending it), never trusted for a resume after a crash.
+    written: Arc<std::sync::Mutex<HashMap<ContentId, std::collections::BTreeSet<u64>>>>,
 }
 
 impl Store {
@@ -258,7 +262,7 @@ impl Store {
             txn.open_table(PUBLISHER_COUNTS).db()?;
         }
         txn.commit().db()?;
-        Ok(Store { db: Arc::new(db), path: Arc::new(path.to_owned()) })
+        Ok(Store { db: Arc::new(db), path: Arc::new(path.to_owned()), written: Arc::default() })
     }
 
     /// The database file's path.
@@ -585,11 +589,44 @@ impl Store {
             }
             have.insert(file.as_bytes(), bitmap.as_slice()).db()?;
         }
-        txn.commit().db()
+        txn.commit().db()?;
+        self.forget_written(file, Some(indices));
+        Ok(())
     }
 
     /// Bitmap of present chunks (bit i, LSB-first within each byte, = chunk i), `ceil(count/8)`
     /// bytes; every chunk's bit is set for a complete file. `None` if the file is unknown.
+    /// Notes chunks of a partial file as written and verified (not yet durable): `have` offers
+    /// them until [`Store::mark_chunks`] makes them durable.
+    pub fn note_written(&self, file: &ContentId, indices: impl IntoIterator<Item = u64>) {
+        if let Ok(mut w) = self.written.lock() {
+            w.entry(*file).or_default().extend(indices);
+        }
+    }
+
+    /// Forgets the written-but-unmarked chunks of `file` (`None`: all of them).
+    fn forget_written(&self, file: &ContentId, indices: Option<&[u64]>) {
+        if let Ok(mut w) = self.written.lock() {
+            match indices {
+                None => {
+                    w.remove(file);
+                }
+                Some(done) => {
+                    if let Some(set) = w.get_mut(file) {
+                        for i in done {
+                            set.remove(i);
+                        }
+                        if set.is_empty() {
+                            w.remove(file);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Which chunks of `file` this node can serve: all of a complete file; of a partial one,
+    /// those marked present plus those written and verified since the last mark.
     pub fn have(&self, file: &ContentId) -> Result<Option<Vec<u8>>, StoreError> {
         let txn = self.read()?;
         let files = txn.open_table(FILES).db()?;
@@ -608,6 +645,13 @@ impl Store {
             None => Vec::new(),
         };
         bitmap.resize(len, 0);
+        if let Ok(w) = self.written.lock() {
+            for i in w.get(file).into_iter().flatten().filter(|i| **i < count) {
+                if let Some(b) = bitmap.get_mut((*i / 8) as usize) {
+                    *b |= 1 << (i % 8);
+                }
+            }
+        }
         Ok(Some(bitmap))
     }
 
@@ -626,7 +670,9 @@ impl Store {
             files.insert(file.as_bytes(), bytes.as_slice()).db()?;
             txn.open_table(HAVE).db()?.remove(file.as_bytes()).db()?;
         }
-        txn.commit().db()
+        txn.commit().db()?;
+        self.forget_written(file, None);
+        Ok(())
     }
 
     /// Forgets a file and its chunk bitmap (nothing happens if it is unknown).
@@ -636,7 +682,9 @@ impl Store {
             txn.open_table(FILES).db()?.remove(file.as_bytes()).db()?;
             txn.open_table(HAVE).db()?.remove(file.as_bytes()).db()?;
         }
-        txn.commit().db()
+        txn.commit().db()?;
+        self.forget_written(file, None);
+        Ok(())
     }
 
     // ---- local datasets ----
