@@ -13,7 +13,8 @@
 
 pub mod api;
 pub mod audit;
-mod bulk;
+/// The bulk data channel: chunk traffic on TLS 1.3 beside the libp2p connection.
+pub mod bulk;
 mod catch_up;
 pub mod chunks;
 pub mod config;

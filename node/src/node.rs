@@ -26,7 +26,7 @@ use crate::trust::SharedTrust;
 use lien_protocol::trust::Admission;
 
 /// Inbound requests answered at once; more get `Busy`.
-const MAX_INBOUND_IN_FLIGHT: usize = 64;
+pub(crate) const MAX_INBOUND_IN_FLIGHT: usize = 64;
 /// Capacity of the network → node event channel.
 const EVENT_CAPACITY: usize = 1024;
 /// Most addresses redialled in one reconnection round.
@@ -85,7 +85,12 @@ pub(crate) struct Inner {
     /// Upload slots, as BitTorrent's unchoke slots: beyond them chunk requests (on libp2p or the
     /// bulk channel) get `Busy`, so fetchers spread over other holders instead of all queueing
     /// at the publisher.
-    pub(crate) uploads: Arc<Semaphore>,
+    pub(crate) uploads: Arc<crate::bulk::slots::UploadSlots>,
+    /// Inbound requests being answered (libp2p and the bulk channel); beyond
+    /// `MAX_INBOUND_IN_FLIGHT` requests get `Busy`.
+    pub(crate) inbound: Arc<Semaphore>,
+    /// This node's certificate for the bulk channel, when it has the channel.
+    pub(crate) bulk_identity: Option<Arc<crate::bulk::tls::Identity>>,
     /// This node's bulk channel listener, when it has one.
     pub(crate) bulk_server: Option<Arc<crate::bulk::BulkServer>>,
     /// Bulk channels to other peers.
@@ -124,6 +129,14 @@ impl Node {
         std::fs::create_dir_all(config.data_dir()).map_err(|source| NodeError::Home { path: home.clone(), source })?;
         let keypair = keyfile::node_keypair(&home)?;
         let secret = keyfile::publisher_secret(&home)?;
+        let bulk_identity = match config.bulk_enabled().then(|| crate::bulk::tls::Identity::new(&keypair)) {
+            Some(Ok(identity)) => Some(Arc::new(identity)),
+            Some(Err(e)) => {
+                tracing::warn!("no bulk channel: {e}");
+                None
+            }
+            None => None,
+        };
         let store_path = config.store_path();
         let store = tokio::task::spawn_blocking(move || Store::open(&store_path))
             .await
@@ -182,13 +195,24 @@ impl Node {
         // The bulk channel shares the libp2p TCP port (network/shared_port.rs): there is no
         // port of its own to bind, so daemons on one host never collide over it.
         let simulated = setup.transport.is_some();
-        let bulk = (config.bulk_enabled() && !simulated && listens_on_tcp(&config)).then(|| {
-            let (handoff, accepted) = mpsc::channel(crate::bulk::HANDOFF_QUEUE);
-            (handoff, accepted, crate::bulk::BulkServer::new())
-        });
+        let bulk = match &bulk_identity {
+            Some(identity) if !simulated && listens_on_tcp(&config) => {
+                match crate::bulk::BulkServer::new(identity, config.max_connections_per_ip as usize) {
+                    Ok(server) => {
+                        let (handoff, accepted) = mpsc::channel(crate::bulk::HANDOFF_QUEUE);
+                        Some((handoff, accepted, server))
+                    }
+                    Err(e) => {
+                        tracing::warn!("no bulk channel server: {e}");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
         let setup = NetworkSetup { bulk_handoff: bulk.as_ref().map(|(handoff, _, _)| handoff.clone()), ..setup };
         let (net, net_task) = network::spawn(&config, setup, events_tx)?;
-        let uploads = Arc::new(Semaphore::new(config.max_concurrent_uploads.max(1)));
+        let uploads = crate::bulk::slots::UploadSlots::new(config.max_concurrent_uploads);
         let inner = Arc::new(Inner {
             config,
             store,
@@ -199,6 +223,8 @@ impl Node {
             audit,
             fetch_locks: Default::default(),
             uploads,
+            inbound: Arc::new(Semaphore::new(MAX_INBOUND_IN_FLIGHT)),
+            bulk_identity,
             bulk_server: bulk.as_ref().map(|(_, _, server)| server.clone()),
             bulk_clients: Default::default(),
             catch_up: Default::default(),
@@ -237,6 +263,12 @@ impl Node {
     /// The node's config.
     pub fn config(&self) -> &NodeConfig {
         &self.inner.config
+    }
+
+    /// The node's shared state (tests inside the crate).
+    #[cfg(test)]
+    pub(crate) fn inner(&self) -> &Arc<Inner> {
+        &self.inner
     }
 
     /// The handle to the node's network task (for tools and tests that speak the protocol).
@@ -529,7 +561,7 @@ fn listens_on_tcp(config: &NodeConfig) -> bool {
 }
 
 /// The TCP port of a multiaddr, if it has one.
-fn tcp_port_of(addr: &Multiaddr) -> Option<u16> {
+pub(crate) fn tcp_port_of(addr: &Multiaddr) -> Option<u16> {
     addr.iter().find_map(|p| match p {
         libp2p::multiaddr::Protocol::Tcp(port) => Some(port),
         _ => None,
@@ -576,8 +608,7 @@ fn validate_name_record(key: &[u8], value: &[u8], existing: Option<&[u8]>) -> bo
 
 /// Handles events from the network task until it stops.
 async fn dispatch(inner: Arc<Inner>, mut events: mpsc::Receiver<NetEvent>) {
-    let inbound = Arc::new(Semaphore::new(MAX_INBOUND_IN_FLIGHT));
-    let uploads = inner.uploads.clone();
+    let inbound = inner.inbound.clone();
     while let Some(event) = events.recv().await {
         match event {
             NetEvent::Manifest { bytes, source } => {
@@ -597,7 +628,7 @@ async fn dispatch(inner: Arc<Inner>, mut events: mpsc::Receiver<NetEvent>) {
                     }
                 });
             }
-            NetEvent::Inbound { peer, request: Request::OpenBulk { version }, channel } => {
+            NetEvent::Inbound { peer: _, request: Request::OpenBulk { version }, channel } => {
                 if let Some(server) = inner.bulk_server.as_ref().filter(|s| s.port() == 0) {
                     // The port the listener got (the config may say /tcp/0) is known once listening.
                     let addrs = inner.net.listen_addrs().await.unwrap_or_default();
@@ -610,7 +641,9 @@ async fn dispatch(inner: Arc<Inner>, mut events: mpsc::Receiver<NetEvent>) {
                         lien_protocol::wire::ErrorCode::NotFound,
                         "the bulk channel is not listening yet",
                     ),
-                    Some(server) if version == lien_protocol::bulk::VERSION => server.issue(peer),
+                    Some(server) if version == lien_protocol::bulk::VERSION => {
+                        Response::BulkPort { port: server.port() }
+                    }
                     Some(_) => Response::error(lien_protocol::wire::ErrorCode::BadRequest, "unsupported bulk version"),
                     None => Response::error(lien_protocol::wire::ErrorCode::NotFound, "this node has no bulk channel"),
                 };
@@ -622,7 +655,7 @@ async fn dispatch(inner: Arc<Inner>, mut events: mpsc::Receiver<NetEvent>) {
             NetEvent::Inbound { peer, request, channel } => {
                 let net = inner.net.clone();
                 let upload = match &request {
-                    Request::Chunks { .. } => uploads.clone().try_acquire_owned().ok(),
+                    Request::Chunks { .. } => inner.uploads.try_acquire(peer),
                     _ => None,
                 };
                 let is_chunks = matches!(request, Request::Chunks { .. });

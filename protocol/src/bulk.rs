@@ -1,157 +1,52 @@
-//! The bulk data channel's rules: sealed frames for chunk traffic on a plain TCP connection.
+//! The bulk data channel's rules: chunk traffic on a TLS 1.3 connection of its own.
 //!
 //! Why it exists: the libp2p connection (noise, yamux) carries every protocol, but noise only
 //! offers ChaCha20-Poly1305, which costs about 4× AES-128-GCM on CPUs with AES instructions, and
 //! yamux adds copies and wake-ups per frame; together they bound a fetch to roughly a third of
 //! what the disk and loopback can do (BENCHMARKS.md). So chunk requests may move to a second
-//! connection: the fetcher asks over the authenticated libp2p connection for a ticket
-//! ([`crate::wire::Request::OpenBulk`]); the server answers with a port, a single-use token and a
-//! fresh random secret ([`crate::wire::Response::BulkTicket`]). The fetcher connects to the
-//! port of the server's libp2p TCP listener (the channel shares it: the server tells the two
-//! apart by the [`PREAMBLE`], which no libp2p connection starts with), sends the preamble and the
-//! token, and from then on every message in either direction is one AES-128-GCM frame keyed from
-//! the secret. Only the two ends of the noise session know the secret, so the channel has the
-//! same confidentiality, integrity and peer identity as the connection that issued it.
+//! connection: the fetcher asks over the libp2p connection whether and where the peer offers the
+//! channel ([`crate::wire::Request::OpenBulk`], answered with [`crate::wire::Response::BulkPort`]),
+//! then opens a TLS 1.3 connection to that port (the server's libp2p TCP listen port: the server
+//! tells the two apart by the first byte, [`TLS_HANDSHAKE_BYTE`] for TLS, 0x13 for libp2p's
+//! multistream-select). Both ends present a certificate as libp2p-tls builds it (self-signed,
+//! carrying the node's libp2p public key and that key's signature over the certificate key), so
+//! each end learns the other's peer id from the handshake: the fetcher checks it is the peer it
+//! meant, the server treats the peer exactly as on libp2p. The ALPN protocol is [`ALPN`].
 //!
 //! ```text
-//! connection := PREAMBLE (8 bytes), token (TOKEN_LEN bytes), then frames in both directions
-//! frame      := u32-be n, then n bytes of AES-128-GCM ciphertext with its 16-byte tag
-//! nonce      := 4 zero bytes ‖ u64-be frame counter of that direction (0, 1, 2, ...)
-//! key        := first 16 bytes of BLAKE3 derive_key(context of the direction, secret)
-//! request    := plaintext = canonical CBOR wire::Request (Chunks or Have)
-//! response   := plaintext = payload ‖ canonical CBOR wire::Response ‖ u32-be header length
+//! connection := TLS 1.3 (mutual certificates, ALPN "lien-bulk/3"), then messages both ways
+//! message    := u32-be n, then n bytes
+//! request    := canonical CBOR wire::Request (Chunks or Have)           (n ≤ MAX_REQUEST_LEN)
+//! response   := payload ‖ canonical CBOR wire::Response ‖ u32-be header length  (n ≤ MAX_FRAME_LEN)
 //! ```
-//! Responses come in the order of the requests. A frame that fails to open ends the connection.
-//! The payload comes first so that the receiver can cut the header off without moving the
-//! chunk bytes.
-
-use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_128_GCM, NONCE_LEN};
+//! Responses come in the order of the requests. The payload comes first so that the receiver
+//! can cut the header off without moving the chunk bytes.
 
 use crate::wire::{Response, WireError, MAX_CHUNKS_PAYLOAD};
 
-/// Version of the bulk channel, sent in [`crate::wire::Request::OpenBulk`]. Version 2 shares
-/// the libp2p TCP port and starts with [`PREAMBLE`]; version 1 had a port of its own.
-pub const VERSION: u32 = 2;
-/// First bytes of a bulk connection. A libp2p TCP connection starts with multistream-select's
-/// length byte 0x13 (or, on a private network, a random pnet nonce), never with these.
-pub const PREAMBLE: &[u8; 8] = b"LIEN-BK2";
-/// Length of a ticket's token.
-pub const TOKEN_LEN: usize = 16;
-/// Length of a ticket's secret.
-pub const SECRET_LEN: usize = 32;
-/// Length of the authentication tag at the end of every frame.
-pub const TAG_LEN: usize = 16;
+/// Version of the bulk channel, sent in [`crate::wire::Request::OpenBulk`]. Version 3 is TLS 1.3
+/// with libp2p-identity certificates; version 2 was our own AES-GCM framing after a ticket and
+/// an 8-byte preamble, version 1 the same on a port of its own.
+pub const VERSION: u32 = 3;
+/// First byte of a bulk connection: a TLS record of type handshake (the ClientHello). A libp2p
+/// TCP connection starts with multistream-select's length byte 0x13 instead.
+pub const TLS_HANDSHAKE_BYTE: u8 = 0x16;
+/// The ALPN protocol name of the channel (its version is in the name).
+pub const ALPN: &[u8] = b"lien-bulk/3";
 /// Largest response header on the channel (a `Have` bitmap of a file of 512 Ki chunks fits).
 pub const MAX_HEADER_LEN: usize = 128 * 1024;
-/// Largest sealed frame: a full chunk payload, its header, the header length and the tag.
-pub const MAX_FRAME_LEN: usize = MAX_CHUNKS_PAYLOAD as usize + MAX_HEADER_LEN + 4 + TAG_LEN;
+/// Largest response message: a full chunk payload, its header and the header length.
+pub const MAX_FRAME_LEN: usize = MAX_CHUNKS_PAYLOAD as usize + MAX_HEADER_LEN + 4;
 
-const CONTEXT_FETCHER_TO_SERVER: &str = "lien bulk channel v1 fetcher to server";
-const CONTEXT_SERVER_TO_FETCHER: &str = "lien bulk channel v1 server to fetcher";
-
-/// Why a frame could not be sealed or opened.
+/// Why a message of the channel was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BulkError {
-    /// The frame was not sealed with this direction's key and counter: altered, replayed,
-    /// reordered or from someone else.
-    #[error("a bulk frame failed authentication")]
-    Unauthentic,
-    /// A frame or field is over its limit or too short.
-    #[error("bulk frame: {0}")]
+    /// A message or field is over its limit or too short.
+    #[error("bulk message: {0}")]
     Malformed(&'static str),
-    /// The frame counter is exhausted (2^64 frames): the connection must end.
-    #[error("bulk frame counter exhausted")]
-    CounterExhausted,
-    /// The secret has the wrong length.
-    #[error("bulk secret must be {SECRET_LEN} bytes")]
-    BadSecret,
-    /// The response header inside the frame is not a valid wire response.
+    /// The response header inside the message is not a valid wire response.
     #[error(transparent)]
     Wire(#[from] WireError),
-}
-
-/// Which end of the channel this is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// The node that asked for the ticket and sends requests.
-    Fetcher,
-    /// The node that issued the ticket and sends chunks.
-    Server,
-}
-
-/// One direction's key and frame counter.
-struct Direction {
-    key: LessSafeKey,
-    counter: u64,
-}
-
-impl std::fmt::Debug for Direction {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Direction").field("counter", &self.counter).finish_non_exhaustive()
-    }
-}
-
-impl Direction {
-    fn new(context: &str, secret: &[u8]) -> Result<Self, BulkError> {
-        let derived = blake3::derive_key(context, secret);
-        let unbound = UnboundKey::new(&AES_128_GCM, &derived[..16]).map_err(|_| BulkError::BadSecret)?;
-        Ok(Direction { key: LessSafeKey::new(unbound), counter: 0 })
-    }
-
-    fn next_nonce(&mut self) -> Result<Nonce, BulkError> {
-        let mut nonce = [0u8; NONCE_LEN];
-        nonce[4..].copy_from_slice(&self.counter.to_be_bytes());
-        self.counter = self.counter.checked_add(1).ok_or(BulkError::CounterExhausted)?;
-        Ok(Nonce::assume_unique_for_key(nonce))
-    }
-}
-
-/// Seals outgoing frames of one end of a channel.
-#[derive(Debug)]
-pub struct Sealer(Direction);
-
-/// Opens incoming frames of one end of a channel.
-#[derive(Debug)]
-pub struct Opener(Direction);
-
-/// The sealer and opener for `role`'s end of the channel keyed by `secret`.
-pub fn channel(role: Role, secret: &[u8]) -> Result<(Sealer, Opener), BulkError> {
-    if secret.len() != SECRET_LEN {
-        return Err(BulkError::BadSecret);
-    }
-    let to_server = Direction::new(CONTEXT_FETCHER_TO_SERVER, secret)?;
-    let to_fetcher = Direction::new(CONTEXT_SERVER_TO_FETCHER, secret)?;
-    Ok(match role {
-        Role::Fetcher => (Sealer(to_server), Opener(to_fetcher)),
-        Role::Server => (Sealer(to_fetcher), Opener(to_server)),
-    })
-}
-
-impl Sealer {
-    /// Encrypts `plaintext` in place and appends the tag: the buffer becomes the frame body.
-    pub fn seal(&mut self, buf: &mut Vec<u8>) -> Result<(), BulkError> {
-        if buf.len() + TAG_LEN > MAX_FRAME_LEN {
-            return Err(BulkError::Malformed("frame over the limit"));
-        }
-        let nonce = self.0.next_nonce()?;
-        let tag =
-            self.0.key.seal_in_place_separate_tag(nonce, Aad::empty(), buf).map_err(|_| BulkError::Unauthentic)?;
-        buf.extend_from_slice(tag.as_ref());
-        Ok(())
-    }
-}
-
-impl Opener {
-    /// Checks and decrypts a frame body in place; on success the buffer holds the plaintext.
-    pub fn open(&mut self, buf: &mut Vec<u8>) -> Result<(), BulkError> {
-        if buf.len() < TAG_LEN {
-            return Err(BulkError::Malformed("frame shorter than its tag"));
-        }
-        let nonce = self.0.next_nonce()?;
-        let len = self.0.key.open_in_place(nonce, Aad::empty(), buf).map_err(|_| BulkError::Unauthentic)?.len();
-        buf.truncate(len);
-        Ok(())
-    }
 }
 
 /// Appends `header` and its length after the payload already in `buf`: a response's plaintext.
@@ -192,57 +87,6 @@ pub fn split_response(buf: &mut Vec<u8>) -> Result<Response, BulkError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn pair() -> ((Sealer, Opener), (Sealer, Opener)) {
-        let secret = [42u8; SECRET_LEN];
-        (channel(Role::Fetcher, &secret).unwrap(), channel(Role::Server, &secret).unwrap())
-    }
-
-    #[test]
-    fn frames_cross_in_both_directions() {
-        let ((mut f_seal, mut f_open), (mut s_seal, mut s_open)) = pair();
-        for i in 0..3u8 {
-            let mut buf = vec![i; 1000];
-            f_seal.seal(&mut buf).unwrap();
-            assert_ne!(&buf[..1000], &[i; 1000][..], "the frame is encrypted");
-            s_open.open(&mut buf).unwrap();
-            assert_eq!(buf, vec![i; 1000]);
-            let mut back = b"chunk bytes".to_vec();
-            s_seal.seal(&mut back).unwrap();
-            f_open.open(&mut back).unwrap();
-            assert_eq!(back, b"chunk bytes");
-        }
-    }
-
-    #[test]
-    fn altered_replayed_reflected_and_foreign_frames_are_refused() {
-        let ((mut f_seal, _), (_, mut s_open)) = pair();
-        // Altered: one flipped bit anywhere.
-        let mut a = b"request one".to_vec();
-        f_seal.seal(&mut a).unwrap();
-        a[3] ^= 1;
-        assert_eq!(s_open.open(&mut a), Err(BulkError::Unauthentic));
-        // After a failure the counters disagree: the connection is over, as the server does.
-        let ((mut f_seal, mut f_open), (mut s_seal, mut s_open)) = pair();
-        let mut first = b"first".to_vec();
-        f_seal.seal(&mut first).unwrap();
-        let replay = first.clone();
-        s_open.open(&mut first).unwrap();
-        // Replayed: the same frame again does not open under the next counter.
-        assert_eq!(s_open.open(&mut replay.clone()), Err(BulkError::Unauthentic));
-        // Reflected: a fetcher's frame sent back to the fetcher does not open (other key).
-        let mut mine = b"mine".to_vec();
-        f_seal.seal(&mut mine).unwrap();
-        assert_eq!(f_open.open(&mut mine), Err(BulkError::Unauthentic));
-        // Foreign: a frame from another channel's secret.
-        let (mut other_seal, _) = channel(Role::Server, &[1u8; SECRET_LEN]).unwrap();
-        let mut foreign = b"chunk".to_vec();
-        other_seal.seal(&mut foreign).unwrap();
-        assert_eq!(f_open.open(&mut foreign), Err(BulkError::Unauthentic));
-        let _ = s_seal.seal(&mut Vec::new());
-        assert!(matches!(f_open.open(&mut vec![0u8; 3]), Err(BulkError::Malformed(_))));
-        assert_eq!(channel(Role::Fetcher, &[0u8; 31]).err(), Some(BulkError::BadSecret));
-    }
 
     #[test]
     fn responses_split_into_header_and_payload() {

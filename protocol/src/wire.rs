@@ -71,8 +71,9 @@ pub enum Request {
         /// Most records wanted (at most [`MAX_CATALOG_PAGE`]).
         limit: u32,
     },
-    /// A ticket for the responder's bulk data channel (see [`crate::bulk`]). A responder without
-    /// one answers with an error, and the requester keeps using this protocol.
+    /// Whether and where the responder offers its bulk data channel (see [`crate::bulk`]): a
+    /// responder without one, or of another version, answers with an error, and the requester
+    /// keeps using this protocol.
     OpenBulk {
         /// Bulk channel version the requester speaks ([`crate::bulk::VERSION`]).
         version: u32,
@@ -152,18 +153,11 @@ pub enum Response {
         /// True if more pages follow.
         more: bool,
     },
-    /// A single-use ticket for the bulk data channel: connect over TCP to `port` on the address
-    /// this connection reached, send `token`, then speak the channel sealed with keys derived
-    /// from `secret` (see [`crate::bulk`]).
-    BulkTicket {
+    /// The bulk data channel is offered (see [`crate::bulk`]): open TLS 1.3 to `port` on the
+    /// address this connection reached, with this node's libp2p identity as client certificate.
+    BulkPort {
         /// TCP port of the bulk channel: the server's libp2p TCP listen port.
         port: u16,
-        /// The ticket's token, the first bytes sent on the new connection.
-        #[serde(with = "serde_bytes")]
-        token: Vec<u8>,
-        /// The channel secret; both directions' keys are derived from it.
-        #[serde(with = "serde_bytes")]
-        secret: Vec<u8>,
     },
     /// A refusal.
     Error {
@@ -218,11 +212,6 @@ impl Response {
             Response::Have { count, bitmap } if bitmap.len() as u64 != count.div_ceil(8) => {
                 Err(WireError::OverLimit("bitmap length"))
             }
-            Response::BulkTicket { token, secret, .. }
-                if token.len() != crate::bulk::TOKEN_LEN || secret.len() != crate::bulk::SECRET_LEN =>
-            {
-                Err(WireError::OverLimit("bulk ticket field length"))
-            }
             Response::Catalog { manifests: items, .. } | Response::TrustRecords { records: items, .. }
                 if items.len() > MAX_CATALOG_PAGE as usize =>
             {
@@ -248,7 +237,7 @@ mod tests {
             Request::Manifest { id: ContentId::of(b"m") },
             Request::Chunks { file: ContentId::of(b"f"), first: 3, count: 4 },
             Request::Catalog { after: 0, limit: 10 },
-            Request::OpenBulk { version: 1 },
+            Request::OpenBulk { version: 3 },
         ];
         for r in reqs {
             assert_eq!(Request::decode(&r.encode().unwrap()).unwrap(), r);
@@ -258,7 +247,7 @@ mod tests {
             Response::Chunks { first: 0, count: 1, len: 100 },
             Response::error(ErrorCode::NotFound, "no such manifest"),
             Response::Catalog { manifests: vec![serde_bytes::ByteBuf::from(vec![1, 2])], next: 5, more: false },
-            Response::BulkTicket { port: 4001, token: vec![7; 16], secret: vec![9; 32] },
+            Response::BulkPort { port: 4001 },
         ];
         for r in resps {
             assert_eq!(Response::decode(&r.encode().unwrap()).unwrap(), r);
@@ -273,8 +262,6 @@ mod tests {
         assert!(Request::decode(&zero).is_err());
         let huge = Response::Chunks { first: 0, count: 1, len: MAX_CHUNKS_PAYLOAD + 1 }.encode().unwrap();
         assert_eq!(Response::decode(&huge), Err(WireError::OverLimit("chunk payload")));
-        let ticket = Response::BulkTicket { port: 1, token: vec![7; 15], secret: vec![9; 32] }.encode().unwrap();
-        assert_eq!(Response::decode(&ticket), Err(WireError::OverLimit("bulk ticket field length")));
         let bitmap = Response::Have { count: 9, bitmap: vec![1] }.encode().unwrap();
         assert_eq!(Response::decode(&bitmap), Err(WireError::OverLimit("bitmap length")));
         let long = vec![0u8; MAX_REQUEST_LEN + 1];

@@ -548,12 +548,11 @@ async fn a_restricted_dataset_is_served_only_to_nodes_of_allowed_organisations()
     assert_same_tree(&data, out.path())?;
     assert_eq!(finance.node.stats().bulk_fetched, 300_100, "the authorised copy did not take the bulk channel");
 
-    // On the bulk channel the outsider's ticket carries its own identity: chunks refused too.
+    // On the bulk channel the outsider's certificate carries its own identity: chunks refused too.
     let salaries = m.body().files.inline().context("inline file list")?.iter().find(|f| f.size == 300_000).cloned();
     let salaries = salaries.context("no salaries.csv in the manifest")?;
-    let (port, token, secret) = bulk_ticket(&outsider, &publisher).await?;
     let chunk0 = Request::Chunks { file: salaries.id, first: 0, count: 1 };
-    let (header, _) = bulk_request(port, &token, &secret, chunk0).await?;
+    let (header, _) = bulk_request(&outsider, &publisher, chunk0).await?;
     assert!(
         matches!(header, Response::Error { code: lien_protocol::wire::ErrorCode::Forbidden, .. }),
         "the bulk channel served a restricted chunk to an outsider: {header:?}"
@@ -695,58 +694,93 @@ async fn chunks_travel_on_the_bulk_channel_and_fall_back_to_libp2p() -> Result<(
     Ok(())
 }
 
-/// Speaks the bulk channel to `server` as `asker` would, from this test: ticket over libp2p,
-/// then a raw TCP connection.
-async fn bulk_ticket(asker: &TestNode, server: &TestNode) -> Result<(u16, Vec<u8>, Vec<u8>)> {
-    let ticket = asker
+/// The TLS stream of a bulk channel (client side).
+type BulkStream = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
+
+/// Where `server` offers its bulk channel, asked over libp2p by `asker`.
+async fn bulk_port(asker: &TestNode, server: &TestNode) -> Result<u16> {
+    let offer = asker
         .node
         .network()
         .request(server.node.peer_id(), Request::OpenBulk { version: lien_protocol::bulk::VERSION })
         .await?;
-    match ticket.header {
-        Response::BulkTicket { port, token, secret } => Ok((port, token, secret)),
-        other => anyhow::bail!("no ticket: {other:?}"),
+    match offer.header {
+        Response::BulkPort { port } => Ok(port),
+        other => anyhow::bail!("no bulk channel: {other:?}"),
     }
 }
 
-/// The first bytes of a bulk connection: the preamble (the channel shares the libp2p TCP port),
-/// then the token.
-fn opening(token: &[u8]) -> Vec<u8> {
-    [&lien_protocol::bulk::PREAMBLE[..], token].concat()
+/// Opens the bulk channel to `server` as `asker` would, from this test: TLS 1.3 with `asker`'s
+/// libp2p identity as its certificate, accepting only `server`'s.
+async fn bulk_connect(asker: &TestNode, server: &TestNode) -> Result<BulkStream> {
+    let port = bulk_port(asker, server).await?;
+    let keypair = lien_node::keyfile::node_keypair(asker.home.path())?;
+    let identity = lien_node::bulk::tls::Identity::new(&keypair)?;
+    let config = identity.client_config(server.node.peer_id())?;
+    lien_node::bulk::connect(config, std::net::Ipv4Addr::LOCALHOST.into(), port).await.map_err(anyhow::Error::msg)
 }
 
-/// One sealed request on a fresh bulk connection; returns the response header and payload.
-async fn bulk_request(port: u16, token: &[u8], secret: &[u8], request: Request) -> Result<(Response, Vec<u8>)> {
-    use lien_protocol::bulk::{self, Role};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-    s.write_all(&opening(token)).await?;
-    let (mut sealer, mut opener) = bulk::channel(Role::Fetcher, secret)?;
-    let mut frame = request.encode()?;
-    sealer.seal(&mut frame)?;
-    s.write_all(&(frame.len() as u32).to_be_bytes()).await?;
-    s.write_all(&frame).await?;
-    let mut len = [0u8; 4];
-    tokio::time::timeout(Duration::from_secs(15), s.read_exact(&mut len)).await??;
-    let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
-    s.read_exact(&mut body).await?;
-    opener.open(&mut body)?;
-    let header = bulk::split_response(&mut body)?;
+/// One request on an open bulk channel; returns the response header and payload.
+async fn bulk_ask<S>(s: &mut S, request: &Request) -> Result<(Response, Vec<u8>)>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use lien_node::bulk::frames::{read_message, write_message};
+    write_message(s, &[&request.encode()?], None).await?;
+    let limit = lien_protocol::bulk::MAX_FRAME_LEN;
+    let mut body =
+        tokio::time::timeout(Duration::from_secs(15), read_message(s, limit, None)).await??.context("closed")?;
+    let header = lien_protocol::bulk::split_response(&mut body)?;
     Ok((header, body))
 }
 
-/// Reads until the server closes the connection (bounded): true if it sent nothing at all.
-async fn closed_without_a_word(stream: &mut tokio::net::TcpStream) -> Result<bool> {
-    use tokio::io::AsyncReadExt;
-    let mut buf = vec![0u8; 1024];
-    let n = tokio::time::timeout(Duration::from_secs(15), stream.read(&mut buf)).await??;
-    Ok(n == 0)
+/// One request on a fresh bulk channel from `asker` to `server`.
+async fn bulk_request(asker: &TestNode, server: &TestNode, request: Request) -> Result<(Response, Vec<u8>)> {
+    let mut s = bulk_connect(asker, server).await?;
+    bulk_ask(&mut s, &request).await
+}
+
+/// A TLS client that takes any server certificate and has none of its own: a stock client.
+#[derive(Debug)]
+struct AnyServer;
+
+impl rustls::client::danger::ServerCertVerifier for AnyServer {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &rustls::pki_types::CertificateDer<'_>,
+        _dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        _message: &[u8],
+        _cert: &rustls::pki_types::CertificateDer<'_>,
+        _dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        lien_node::bulk::tls::provider().signature_verification_algorithms.supported_schemes()
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_bulk_channel_admits_only_ticket_holders_and_authentic_frames() -> Result<()> {
-    use lien_protocol::bulk::{self, Role};
-    use tokio::io::AsyncWriteExt;
+async fn the_bulk_channel_is_tls_1_3_and_admits_only_certified_peers() -> Result<()> {
     let a = TestNode::start(&[]).await?;
     let b = TestNode::start(&[&a]).await?;
     b.wait_peers(1).await?;
@@ -756,47 +790,42 @@ async fn the_bulk_channel_admits_only_ticket_holders_and_authentic_frames() -> R
     let entry = m.body().files.inline().context("inline file list")?[0].clone();
     let chunks = Request::Chunks { file: entry.id, first: 1, count: 1 };
 
-    // A made-up token: the server hangs up without sending anything.
-    let (port, token, secret) = bulk_ticket(&b, &a).await?;
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-    s.write_all(&opening(&[0u8; bulk::TOKEN_LEN])).await?;
-    assert!(closed_without_a_word(&mut s).await?, "a wrong token was answered");
-
-    // The real ticket: a sealed request gets chunk 1, which verifies against the published file.
-    let (header, body) = bulk_request(port, &token, &secret, chunks.clone()).await?;
+    // B with its libp2p identity: chunk 1 comes back and verifies; A's audit log names B, the
+    // peer A learnt from B's certificate.
+    let (header, body) = bulk_request(&b, &a, chunks.clone()).await?;
     assert!(matches!(header, Response::Chunks { first: 1, count: 1, .. }), "{header:?}");
     let original = std::fs::read(data.join("f.bin"))?;
     assert_eq!(body, original[1 << 16..2 << 16]);
+    let log = std::fs::read_to_string(a.node.audit_path())?;
+    assert!(log.contains(&b.node.peer_id().to_string()), "the bulk request was not audited as B's");
 
-    // The same ticket again: single use.
-    let mut again = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-    again.write_all(&opening(&token)).await?;
-    assert!(closed_without_a_word(&mut again).await?, "a ticket was accepted twice");
-
-    // A fresh ticket, and a frame with one flipped bit: the connection ends, nothing is served.
-    let (_, token, secret) = bulk_ticket(&b, &a).await?;
+    // A stock TLS 1.3 client without a certificate, on the libp2p TCP port: A answers as a TLS
+    // 1.3 server with a libp2p certificate naming A, then refuses the client; nothing served.
+    let port = bulk_port(&b, &a).await?;
     let served_before = a.node.stats().bulk_served;
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-    s.write_all(&opening(&token)).await?;
-    let (mut sealer, _) = bulk::channel(Role::Fetcher, &secret)?;
-    let mut frame = chunks.encode()?;
-    sealer.seal(&mut frame)?;
-    frame[2] ^= 0x10;
-    s.write_all(&(frame.len() as u32).to_be_bytes()).await?;
-    s.write_all(&frame).await?;
-    assert!(closed_without_a_word(&mut s).await?, "a tampered frame was answered");
+    let mut stock = rustls::ClientConfig::builder_with_provider(lien_node::bulk::tls::provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyServer))
+        .with_no_client_auth();
+    stock.alpn_protocols = vec![lien_protocol::bulk::ALPN.to_vec()];
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    let name = rustls::pki_types::ServerName::try_from("localhost")?;
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(stock)).connect(name, tcp).await?;
+    let (_, session) = tls.get_ref();
+    assert_eq!(session.protocol_version(), Some(rustls::ProtocolVersion::TLSv1_3));
+    let cert = session.peer_certificates().and_then(|c| c.first()).context("no server certificate")?;
+    assert_eq!(libp2p::tls::certificate::parse(cert)?.peer_id(), a.node.peer_id());
+    let refused = bulk_ask(&mut tls, &chunks).await;
+    assert!(refused.is_err(), "a client without a certificate was answered: {:?}", refused.map(|r| r.0));
     assert_eq!(a.node.stats().bulk_served, served_before);
 
-    // A frame sealed with another ticket's secret (someone who saw only the token): refused too.
-    let (_, token, _) = bulk_ticket(&b, &a).await?;
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-    s.write_all(&opening(&token)).await?;
-    let (mut wrong, _) = bulk::channel(Role::Fetcher, &[7u8; bulk::SECRET_LEN])?;
-    let mut frame = chunks.encode()?;
-    wrong.seal(&mut frame)?;
-    s.write_all(&(frame.len() as u32).to_be_bytes()).await?;
-    s.write_all(&frame).await?;
-    assert!(closed_without_a_word(&mut s).await?, "a frame under the wrong key was answered");
+    // B expecting another peer at A's port: B's side refuses A's certificate.
+    let keypair = lien_node::keyfile::node_keypair(b.home.path())?;
+    let identity = lien_node::bulk::tls::Identity::new(&keypair)?;
+    let wrong = identity.client_config(libp2p::PeerId::random())?;
+    let mismatch = lien_node::bulk::connect(wrong, std::net::Ipv4Addr::LOCALHOST.into(), port).await;
+    assert!(mismatch.is_err(), "a fetcher accepted a certificate of another peer");
     assert_eq!(a.node.stats().bulk_served, served_before);
     Ok(())
 }
@@ -910,9 +939,8 @@ async fn a_public_alias_of_a_restricted_file_is_refused_over_p2p_and_by_the_gate
                 r.header
             );
         }
-        let (port, token, secret) = bulk_ticket(&attacker, holder).await?;
         let chunk0 = Request::Chunks { file: salaries.id, first: 0, count: 1 };
-        let (header, body) = bulk_request(port, &token, &secret, chunk0).await?;
+        let (header, body) = bulk_request(&attacker, holder, chunk0).await?;
         assert!(
             matches!(header, Response::Error { code: ErrorCode::Forbidden, .. }) && body.is_empty(),
             "{who}'s bulk channel served the file to an outsider: {header:?}"

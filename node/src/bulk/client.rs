@@ -1,5 +1,6 @@
-//! The fetching side of the bulk channel: one channel per peer, opened on first use with a
-//! ticket from that peer, pipelining requests and matching responses in order.
+//! The fetching side of the bulk channel: one TLS connection per peer, opened on first use
+//! (the peer's certificate must name the peer id we meant), pipelining requests and matching
+//! responses in order.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -7,21 +8,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use libp2p::PeerId;
-use lien_protocol::bulk::{self, Role, MAX_FRAME_LEN};
+use lien_protocol::bulk::{self, MAX_FRAME_LEN};
 use lien_protocol::wire::{Request, Response};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::frames::{read_opened, write_sealed, FrameError};
+use super::frames::{read_message, write_message, FrameError};
 use crate::network::ip_limits::ip_of;
 use crate::network::TransferResponse;
 use crate::node::Inner;
 
 /// After a peer offered no channel or its channel failed, use libp2p for this long.
 const RETRY_AFTER: Duration = Duration::from_secs(60);
-/// Time to connect to a peer's bulk port.
+/// Time to connect to a peer's bulk port and finish the TLS handshake.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Requests queued for one channel's writer.
 const QUEUE: usize = 64;
@@ -125,30 +126,46 @@ impl BulkClients {
     }
 }
 
-/// Asks `peer` for a ticket and connects to its bulk port.
+/// Asks `peer` whether and where it offers the channel, and opens TLS to it.
 async fn open(inner: &Arc<Inner>, peer: PeerId) -> Result<Channel, String> {
-    let ticket = inner
+    let identity = inner.bulk_identity.as_ref().ok_or("this node has no bulk channel identity")?;
+    let offer = inner
         .net
         .request(peer, Request::OpenBulk { version: bulk::VERSION })
         .await
-        .map_err(|e| format!("ticket request failed: {e}"))?;
-    let Response::BulkTicket { port, token, secret } = ticket.header else {
-        return Err(format!("the peer offers no bulk channel ({:?})", ticket.header));
+        .map_err(|e| format!("bulk channel request failed: {e}"))?;
+    let Response::BulkPort { port } = offer.header else {
+        return Err(format!("the peer offers no bulk channel ({:?})", offer.header));
     };
     let ip = peer_ip(inner, peer).await.ok_or("no IP address for the peer's connection")?;
-    let (sealer, opener) = bulk::channel(Role::Fetcher, &secret).map_err(|e| e.to_string())?;
-    let mut stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((ip, port)))
-        .await
-        .map_err(|_| format!("connecting to {ip}:{port} timed out"))?
-        .map_err(|e| format!("cannot connect to {ip}:{port}: {e}"))?;
-    stream.set_nodelay(true).map_err(|e| e.to_string())?;
-    let mut opening = Vec::with_capacity(bulk::PREAMBLE.len() + token.len());
-    opening.extend_from_slice(bulk::PREAMBLE);
-    opening.extend_from_slice(&token);
-    stream.write_all(&opening).await.map_err(|e| e.to_string())?;
+    let config = identity.client_config(peer).map_err(|e| e.to_string())?;
+    let stream = connect(config, ip, port).await?;
     let (requests, queue) = mpsc::channel(QUEUE);
-    tokio::spawn(run(stream, sealer, opener, queue, inner.bulk_clients.pool.clone()));
+    tokio::spawn(run(stream, queue, inner.bulk_clients.pool.clone()));
     Ok(Channel { requests })
+}
+
+/// A TLS connection to `ip:port` whose server proves the identity `config` expects.
+pub async fn connect(
+    config: Arc<rustls::ClientConfig>,
+    ip: IpAddr,
+    port: u16,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
+    let connecting = async {
+        let stream = TcpStream::connect((ip, port)).await.map_err(|e| format!("cannot connect to {ip}:{port}: {e}"))?;
+        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        tokio_rustls::TlsConnector::from(config)
+            .connect(super::tls::server_name(ip), stream)
+            .await
+            .map_err(|e| format!("TLS with {ip}:{port} failed: {e}"))
+    };
+    let tls = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+        .await
+        .map_err(|_| format!("connecting to {ip}:{port} timed out"))??;
+    if tls.get_ref().1.alpn_protocol() != Some(bulk::ALPN) {
+        return Err("the peer did not agree on the bulk channel's ALPN".into());
+    }
+    Ok(tls)
 }
 
 /// The IP address of an open libp2p connection to `peer`.
@@ -156,17 +173,15 @@ async fn peer_ip(inner: &Arc<Inner>, peer: PeerId) -> Option<IpAddr> {
     inner.net.peer_addrs(peer).await.ok()?.iter().find_map(ip_of)
 }
 
-/// Drives one channel: the writer seals and sends requests, the reader opens responses and
+/// Drives one channel: the writer sends requests, the reader reads responses and
 /// hands each to the oldest waiting request. Any failure fails every waiting request and
 /// closes the channel.
-async fn run(
-    stream: TcpStream,
-    mut sealer: bulk::Sealer,
-    mut opener: bulk::Opener,
+async fn run<S: AsyncRead + AsyncWrite + Send + 'static>(
+    stream: S,
     mut queue: mpsc::Receiver<(Vec<u8>, Reply)>,
     pool: Arc<super::BufferPool>,
 ) {
-    let (mut reader, mut writer) = stream.into_split();
+    let (mut reader, mut writer) = tokio::io::split(stream);
     let waiting: Arc<std::sync::Mutex<VecDeque<Reply>>> = Arc::default();
     let writer_waiting = waiting.clone();
     let write = async move {
@@ -174,7 +189,7 @@ async fn run(
             if let Ok(mut w) = writer_waiting.lock() {
                 w.push_back(reply);
             }
-            write_sealed(&mut writer, &mut sealer, request).await?;
+            write_message(&mut writer, &[&request], None).await?;
         }
         Ok::<(), FrameError>(())
     };
@@ -182,7 +197,7 @@ async fn run(
     // once and the next request opens a new channel.
     let reader_waiting = waiting.clone();
     let read = async move {
-        while let Some(mut frame) = read_opened(&mut reader, &mut opener, MAX_FRAME_LEN, Some(&pool)).await? {
+        while let Some(mut frame) = read_message(&mut reader, MAX_FRAME_LEN, Some(&pool)).await? {
             let header = bulk::split_response(&mut frame)?;
             let reply = reader_waiting.lock().ok().and_then(|mut w| w.pop_front());
             let Some(reply) = reply else {

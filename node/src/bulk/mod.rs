@@ -1,9 +1,10 @@
-//! The bulk data channel: chunk requests on a second TCP connection per peer, sealed with
-//! AES-128-GCM keys handed out over the libp2p connection (rules and framing in
+//! The bulk data channel: chunk requests on a second TCP connection per peer, running TLS 1.3
+//! with both nodes' libp2p identities as certificates (rules and framing in
 //! `lien_protocol::bulk`). The libp2p connection stays the control plane: discovery, manifests,
-//! `Have`, catalog and the tickets themselves; only `Chunks` requests take the bulk channel.
+//! `Have`, catalog and the channel offer itself; only `Chunks` requests take the bulk channel.
 //!
-//! A fetcher asks a peer for a ticket the first time it wants chunks from it; a peer that has no
+//! A fetcher asks a peer where it offers the channel the first time it wants chunks from it; a
+//! peer that has no
 //! bulk channel (an older node, `bulk_transfer = false`, a private network, a transport without
 //! IP addresses) or whose port cannot be reached is asked again only after a pause, and in the
 //! meantime every request goes over libp2p as before. Nothing about a fetch depends on which
@@ -11,11 +12,17 @@
 //! applies the same access checks, upload slots and audit log to both.
 
 mod client;
-mod frames;
+pub mod frames;
 mod server;
+pub mod slots;
+#[cfg(test)]
+mod tests;
+pub mod tls;
 
+pub use client::connect;
 pub(crate) use client::BulkClients;
 pub(crate) use server::{accept_loop, BulkServer, HANDOFF_QUEUE};
+pub use server::{HANDSHAKE_TIMEOUT, MAX_CONNECTIONS, MAX_PER_PEER, STALL_TIMEOUT};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,7 +37,7 @@ use crate::node::Inner;
 /// memory the allocator has just returned to the kernel (and, on a VM, the kernel to the host):
 /// receiving into it page-faults all the way down. Reused buffers stay mapped and warm.
 #[derive(Debug, Default)]
-pub(crate) struct BufferPool {
+pub struct BufferPool {
     free: std::sync::Mutex<Vec<Vec<u8>>>,
 }
 

@@ -1,53 +1,110 @@
-//! The serving side of the bulk channel: issues tickets, accepts connections that present one,
-//! and answers their chunk requests with the same code, checks and audit as libp2p requests.
+//! The serving side of the bulk channel: accepts TLS connections on the libp2p TCP port,
+//! learns the peer from its certificate, and answers its chunk requests with the same code,
+//! checks, slots and audit as libp2p requests.
+//!
+//! Denial-of-service bounds: at most [`MAX_CONNECTIONS`] connections, at most the config's
+//! `max_connections_per_ip` from one IP address and [`MAX_PER_PEER`] per authenticated peer.
+//! A handshake must finish within [`HANDSHAKE_TIMEOUT`], and a connection still in its
+//! handshake gives way to a newcomer when a cap is reached (the oldest one from that address,
+//! or overall), so silent connections cannot lock peers out. A request holds an upload slot
+//! (fairly shared, `slots.rs`) and an inbound in-flight permit only from when its answer is
+//! prepared until it is written, at most two per connection, and a fetcher that accepts no
+//! bytes for [`STALL_TIMEOUT`] loses its connection and its slots.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use libp2p::PeerId;
-use lien_protocol::bulk::{self, Role, PREAMBLE, SECRET_LEN, TOKEN_LEN};
+use lien_protocol::bulk::{self, ALPN};
 use lien_protocol::wire::{ErrorCode, Request, Response, MAX_REQUEST_LEN};
-use rand::RngCore;
-use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
-use tokio::time::Instant;
+use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit};
 
-use super::frames::{read_opened, write_sealed, FrameError};
+use super::frames::{read_message, write_message, FrameError};
+use super::slots::UploadSlot;
 use crate::network::TransferResponse;
 use crate::node::Inner;
 
-/// How long an issued ticket may wait for its connection.
-const TICKET_LIFETIME: Duration = Duration::from_secs(30);
-/// Most tickets outstanding at once (each is a few dozen bytes; older ones are dropped first).
-const MAX_TICKETS: usize = 4096;
 /// Most bulk connections served at once.
-const MAX_CONNECTIONS: usize = 256;
-/// A new connection must present its token within this time.
-const TOKEN_TIMEOUT: Duration = Duration::from_secs(10);
+pub const MAX_CONNECTIONS: usize = 256;
+/// Most authenticated connections of one peer (a fetcher keeps one per peer).
+pub const MAX_PER_PEER: usize = 4;
+/// A new connection must finish its TLS handshake within this time.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// A connection with no request for this long is closed.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
-/// Responses being prepared per connection, ahead of the one being written.
-const PIPELINE: usize = 8;
-
-/// A ticket waiting for its connection.
-struct Ticket {
-    peer: PeerId,
-    secret: [u8; SECRET_LEN],
-    expires: Instant,
-}
+/// A fetcher that accepts no bytes of a response for this long loses the connection.
+pub const STALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Accepted bulk connections waiting for the server (the TCP listener hands them over).
 pub(crate) const HANDOFF_QUEUE: usize = 64;
 
-/// The bulk channel's state: the port tickets point to and the tickets issued.
+/// One connection counted against the caps.
+#[derive(Debug)]
+struct Live {
+    ip: IpAddr,
+    /// Set once the handshake named the peer.
+    peer: Option<PeerId>,
+    /// Told when a newcomer takes this connection's place during its handshake.
+    evict: Arc<Notify>,
+}
+
+/// The connections being served, by id.
+#[derive(Debug, Default)]
+struct Conns {
+    next_id: u64,
+    live: HashMap<u64, Live>,
+    per_ip: HashMap<IpAddr, usize>,
+    per_peer: HashMap<PeerId, usize>,
+}
+
+impl Conns {
+    fn remove(&mut self, id: u64) -> Option<Live> {
+        let live = self.live.remove(&id)?;
+        decrement(&mut self.per_ip, &live.ip);
+        if let Some(peer) = &live.peer {
+            decrement(&mut self.per_peer, peer);
+        }
+        Some(live)
+    }
+
+    /// Closes the oldest connection still in its handshake (from `ip`, if given).
+    fn evict_oldest_pending(&mut self, ip: Option<IpAddr>) -> bool {
+        let oldest = self
+            .live
+            .iter()
+            .filter(|(_, l)| l.peer.is_none() && ip.is_none_or(|ip| l.ip == ip))
+            .map(|(id, _)| *id)
+            .min();
+        match oldest.and_then(|id| self.remove(id)) {
+            Some(live) => {
+                live.evict.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+fn decrement<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, key: &K) {
+    if let Some(n) = map.get_mut(key) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            map.remove(key);
+        }
+    }
+}
+
+/// The bulk channel's state: the port it shares, its TLS configuration and its connections.
 pub(crate) struct BulkServer {
     /// The libp2p TCP listen port the channel shares (0 until known).
     port: AtomicU16,
-    tickets: Mutex<HashMap<[u8; TOKEN_LEN], Ticket>>,
-    connections: Arc<Semaphore>,
+    tls: tokio_rustls::TlsAcceptor,
+    per_ip: usize,
+    conns: Mutex<Conns>,
 }
 
 impl std::fmt::Debug for BulkServer {
@@ -56,17 +113,37 @@ impl std::fmt::Debug for BulkServer {
     }
 }
 
+/// A connection's place under the caps, given back when dropped.
+struct Admission {
+    server: Arc<BulkServer>,
+    id: u64,
+    evict: Arc<Notify>,
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        if let Ok(mut conns) = self.server.conns.lock() {
+            conns.remove(self.id);
+        }
+    }
+}
+
 impl BulkServer {
-    /// A server with no tickets; its port is set once the libp2p TCP listener has one.
-    pub(crate) fn new() -> Arc<BulkServer> {
-        Arc::new(BulkServer {
+    /// A server answering TLS with `identity`, at most `per_ip` connections from one address;
+    /// its port is set once the libp2p TCP listener has one.
+    pub(crate) fn new(
+        identity: &super::tls::Identity,
+        per_ip: usize,
+    ) -> Result<Arc<BulkServer>, super::tls::TlsSetupError> {
+        Ok(Arc::new(BulkServer {
             port: AtomicU16::new(0),
-            tickets: Mutex::new(HashMap::new()),
-            connections: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
-        })
+            tls: tokio_rustls::TlsAcceptor::from(identity.server_config()?),
+            per_ip: per_ip.max(1),
+            conns: Mutex::new(Conns::default()),
+        }))
     }
 
-    /// The port tickets point to (0: not known yet).
+    /// The port the channel is offered on (0: not known yet).
     pub(crate) fn port(&self) -> u16 {
         self.port.load(Ordering::Relaxed)
     }
@@ -76,120 +153,147 @@ impl BulkServer {
         self.port.store(port, Ordering::Relaxed);
     }
 
-    /// Issues a single-use ticket for `peer`.
-    pub(crate) fn issue(&self, peer: PeerId) -> Response {
-        let mut token = [0u8; TOKEN_LEN];
-        let mut secret = [0u8; SECRET_LEN];
-        rand::rngs::OsRng.fill_bytes(&mut token);
-        rand::rngs::OsRng.fill_bytes(&mut secret);
-        let now = Instant::now();
-        if let Ok(mut tickets) = self.tickets.lock() {
-            tickets.retain(|_, t| t.expires > now);
-            if tickets.len() >= MAX_TICKETS {
-                if let Some(oldest) = tickets.iter().min_by_key(|(_, t)| t.expires).map(|(k, _)| *k) {
-                    tickets.remove(&oldest);
-                }
-            }
-            tickets.insert(token, Ticket { peer, secret, expires: now + TICKET_LIFETIME });
+    /// Counts a new connection from `ip`, making room by closing a connection still in its
+    /// handshake if a cap is reached; `None`: refused.
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<Admission> {
+        let mut conns = self.conns.lock().ok()?;
+        if conns.per_ip.get(&ip).copied().unwrap_or(0) >= self.per_ip && !conns.evict_oldest_pending(Some(ip)) {
+            return None;
         }
-        Response::BulkTicket { port: self.port(), token: token.to_vec(), secret: secret.to_vec() }
+        if conns.live.len() >= MAX_CONNECTIONS && !conns.evict_oldest_pending(None) {
+            return None;
+        }
+        let id = conns.next_id;
+        conns.next_id += 1;
+        let evict = Arc::new(Notify::new());
+        conns.live.insert(id, Live { ip, peer: None, evict: evict.clone() });
+        *conns.per_ip.entry(ip).or_default() += 1;
+        Some(Admission { server: self.clone(), id, evict })
     }
 
-    /// Takes the ticket for `token` if it exists and has not expired.
-    fn redeem(&self, token: &[u8; TOKEN_LEN]) -> Option<Ticket> {
-        let ticket = self.tickets.lock().ok()?.remove(token)?;
-        (ticket.expires > Instant::now()).then_some(ticket)
+    /// Records that connection `id` is `peer`'s; false if it was evicted meanwhile or the peer
+    /// has its most connections.
+    fn authenticated(&self, id: u64, peer: PeerId) -> bool {
+        let Ok(mut conns) = self.conns.lock() else { return false };
+        if conns.per_peer.get(&peer).copied().unwrap_or(0) >= MAX_PER_PEER {
+            return false;
+        }
+        let Some(live) = conns.live.get_mut(&id) else { return false };
+        live.peer = Some(peer);
+        *conns.per_peer.entry(peer).or_default() += 1;
+        true
+    }
+
+    /// Connections counted now (in their handshake or serving).
+    #[cfg(test)]
+    pub(crate) fn connections(&self) -> usize {
+        self.conns.lock().map(|c| c.live.len()).unwrap_or(0)
     }
 }
 
 /// Serves the bulk connections the libp2p TCP listener hands over, until the node stops.
 pub(crate) async fn accept_loop(inner: Arc<Inner>, server: Arc<BulkServer>, mut accepted: mpsc::Receiver<TcpStream>) {
     while let Some(stream) = accepted.recv().await {
-        let addr = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-        let Ok(permit) = server.connections.clone().try_acquire_owned() else {
+        let Ok(addr) = stream.peer_addr() else { continue };
+        let Some(admission) = server.admit(addr.ip()) else {
             tracing::debug!(%addr, "bulk channel: too many connections; refusing one");
             continue;
         };
-        let (inner, server) = (inner.clone(), server.clone());
+        let inner = inner.clone();
         tokio::spawn(async move {
-            if let Err(e) = serve_connection(inner, server, stream).await {
+            if let Err(e) = serve_connection(inner, admission, stream).await {
                 tracing::debug!(%addr, "bulk connection ended: {e}");
             }
-            drop(permit);
         });
     }
 }
 
-/// A response on its way to the writer, with the upload slot it holds until written.
-type Pending = (tokio::task::JoinHandle<TransferResponse>, Option<OwnedSemaphorePermit>);
+/// A response on its way to the writer, with the slot and permit it holds until written.
+type Pending = (tokio::task::JoinHandle<TransferResponse>, Option<UploadSlot>, Option<OwnedSemaphorePermit>);
 
-/// Serves one connection: token, then requests answered in order.
-async fn serve_connection(inner: Arc<Inner>, server: Arc<BulkServer>, mut stream: TcpStream) -> Result<(), FrameError> {
+/// Serves one connection: TLS handshake, then requests answered in order.
+async fn serve_connection(inner: Arc<Inner>, admission: Admission, stream: TcpStream) -> Result<(), FrameError> {
     stream.set_nodelay(true)?;
-    let mut opening = [0u8; PREAMBLE.len() + TOKEN_LEN];
-    tokio::time::timeout(TOKEN_TIMEOUT, stream.read_exact(&mut opening))
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no token"))??;
-    let (preamble, token) = opening.split_at(PREAMBLE.len());
-    let token: [u8; TOKEN_LEN] = token.try_into().map_err(|_| std::io::Error::other("token length"))?;
-    if preamble != PREAMBLE {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "not a bulk connection").into());
-    }
-    let Some(ticket) = server.redeem(&token) else {
-        return Err(std::io::Error::new(std::io::ErrorKind::PermissionDenied, "unknown or expired ticket").into());
+    let server = admission.server.clone();
+    let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, server.tls.accept(stream));
+    let tls = tokio::select! {
+        done = handshake => done.map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake"))??,
+        _ = admission.evict.notified() => {
+            return Err(std::io::Error::other("closed during its handshake to make room").into());
+        }
     };
-    let (mut sealer, mut opener) = bulk::channel(Role::Server, &ticket.secret)?;
-    let peer = ticket.peer;
-    let (mut reader, mut writer) = stream.into_split();
-    let (tx, mut rx) = mpsc::channel::<Pending>(PIPELINE);
+    let (_, session) = tls.get_ref();
+    if session.alpn_protocol() != Some(ALPN) {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "not the bulk channel's ALPN").into());
+    }
+    let Some(peer) = super::tls::peer_of(session) else {
+        return Err(std::io::Error::new(std::io::ErrorKind::PermissionDenied, "no peer certificate").into());
+    };
+    if !server.authenticated(admission.id, peer) {
+        return Err(std::io::Error::other(format!("{peer} holds its most bulk connections")).into());
+    }
+    let (mut reader, mut writer) = tokio::io::split(tls);
+    // One response waits while another is written: at most two slots per connection.
+    let (tx, mut rx) = mpsc::channel::<Pending>(1);
     let write_inner = inner.clone();
-    // A fetcher that asks and never reads would otherwise hold upload slots for ever.
-    let write_timeout = Duration::from_secs(inner.config.request_timeout_secs.max(1));
     let write_task = tokio::spawn(async move {
-        while let Some((handle, slot)) = rx.recv().await {
+        while let Some((handle, slot, permit)) = rx.recv().await {
             let response = handle.await.unwrap_or_else(|_| internal());
             let sent = response.payload.len() as u64;
-            let mut plaintext = response.payload;
-            bulk::append_response_header(&mut plaintext, &response.header)?;
-            tokio::time::timeout(write_timeout, write_sealed(&mut writer, &mut sealer, plaintext))
-                .await
-                .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "the fetcher stopped reading"))??;
-            write_inner.stats.bulk_served.fetch_add(sent, std::sync::atomic::Ordering::Relaxed);
-            drop(slot);
+            let mut trailer = Vec::new();
+            bulk::append_response_header(&mut trailer, &response.header)?;
+            write_message(&mut writer, &[&response.payload, &trailer], Some(STALL_TIMEOUT)).await?;
+            write_inner.stats.bulk_served.fetch_add(sent, Ordering::Relaxed);
+            drop((slot, permit));
         }
         Ok::<(), FrameError>(())
     });
-    let limit = MAX_REQUEST_LEN + bulk::TAG_LEN;
-    let read_result = loop {
-        let frame = match tokio::time::timeout(IDLE_TIMEOUT, read_opened(&mut reader, &mut opener, limit, None)).await {
-            Ok(Ok(Some(frame))) => frame,
-            Ok(Ok(None)) | Err(_) => break Ok(()),
-            Ok(Err(e)) => break Err(e),
+    let read_inner = inner.clone();
+    let read = async move {
+        let result = loop {
+            let message =
+                match tokio::time::timeout(IDLE_TIMEOUT, read_message(&mut reader, MAX_REQUEST_LEN, None)).await {
+                    Ok(Ok(Some(message))) => message,
+                    Ok(Ok(None)) | Err(_) => break Ok(()),
+                    Ok(Err(e)) => break Err(e),
+                };
+            // Wait for room before taking a slot, so queued requests hold none.
+            let Ok(room) = tx.reserve().await else { break Ok(()) };
+            let pending = match Request::decode(&message) {
+                Ok(request @ (Request::Chunks { .. } | Request::Have { .. })) => answer(&read_inner, peer, request),
+                Ok(_) => ready(TransferResponse::plain(Response::error(
+                    ErrorCode::BadRequest,
+                    "only Chunks and Have requests go on the bulk channel",
+                ))),
+                Err(e) => ready(TransferResponse::plain(Response::error(ErrorCode::BadRequest, e.to_string()))),
+            };
+            room.send(pending);
         };
-        let pending = match Request::decode(&frame) {
-            Ok(request @ (Request::Chunks { .. } | Request::Have { .. })) => answer(&inner, peer, request),
-            Ok(_) => ready(TransferResponse::plain(Response::error(
-                ErrorCode::BadRequest,
-                "only Chunks and Have requests go on the bulk channel",
-            ))),
-            Err(e) => ready(TransferResponse::plain(Response::error(ErrorCode::BadRequest, e.to_string()))),
-        };
-        if tx.send(pending).await.is_err() {
-            break Ok(());
-        }
+        drop(tx);
+        result
     };
-    drop(tx);
-    let write_result = write_task.await.unwrap_or(Ok(()));
+    tokio::pin!(read);
+    let mut write_task = write_task;
+    // A writer that fails (a stalled fetcher) ends the connection at once, reader and all.
+    let (read_result, write_result) = tokio::select! {
+        r = &mut read => (r, (&mut write_task).await.unwrap_or(Ok(()))),
+        w = &mut write_task => (Ok(()), w.unwrap_or(Ok(()))),
+    };
+    drop(admission);
     read_result.and(write_result)
 }
 
-/// Starts answering `request` from `peer` off the async threads, with an upload slot for chunks
-/// (none free: `Busy` at once, as on libp2p).
+/// Starts answering `request` from `peer` off the async threads, counted in the node's inbound
+/// requests in flight and, for chunks, with an upload slot (none to be had: `Busy` at once, as
+/// on libp2p).
 fn answer(inner: &Arc<Inner>, peer: PeerId, request: Request) -> Pending {
+    let Ok(permit) = inner.inbound.clone().try_acquire_owned() else {
+        return ready(TransferResponse::plain(Response::error(ErrorCode::Busy, "busy")));
+    };
     let slot = match request {
-        Request::Chunks { .. } => match inner.uploads.clone().try_acquire_owned() {
-            Ok(slot) => Some(slot),
-            Err(_) => return ready(TransferResponse::plain(Response::error(ErrorCode::Busy, "busy"))),
+        Request::Chunks { .. } => match inner.uploads.try_acquire(peer) {
+            Some(slot) => Some(slot),
+            None => return ready(TransferResponse::plain(Response::error(ErrorCode::Busy, "busy"))),
         },
         _ => None,
     };
@@ -205,12 +309,12 @@ fn answer(inner: &Arc<Inner>, peer: PeerId, request: Request) -> Pending {
             inner.config.adversary_corrupt_chunks,
         )
     });
-    (handle, slot)
+    (handle, slot, Some(permit))
 }
 
 /// A response that is already known.
 fn ready(response: TransferResponse) -> Pending {
-    (tokio::spawn(async move { response }), None)
+    (tokio::spawn(async move { response }), None, None)
 }
 
 fn internal() -> TransferResponse {

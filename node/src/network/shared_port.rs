@@ -1,7 +1,8 @@
 //! The fast data path shares the libp2p TCP port (docs/wire.md, "Bulk channel").
 //!
-//! Every inbound TCP connection is looked at before libp2p upgrades it: one that starts with
-//! [`lien_protocol::bulk::PREAMBLE`] is handed to the bulk server and ends there for libp2p
+//! Every inbound TCP connection is looked at before libp2p upgrades it: one whose first byte is
+//! [`lien_protocol::bulk::TLS_HANDSHAKE_BYTE`] (a TLS ClientHello; multistream-select starts
+//! with 0x13) is handed to the bulk server and ends there for libp2p
 //! (the swarm sees a failed incoming connection, which it ignores); any other goes on to
 //! libp2p's multistream-select, noise and yamux as before. So a daemon needs one TCP port (and
 //! the same UDP port for QUIC), and any number of daemons on one host, each with its own
@@ -11,17 +12,15 @@ use std::time::Duration;
 
 use libp2p::core::ConnectedPoint;
 use libp2p::tcp::tokio::TcpStream;
-use lien_protocol::bulk::PREAMBLE;
+use lien_protocol::bulk::TLS_HANDSHAKE_BYTE;
 use tokio::sync::mpsc;
 
 /// Where bulk-channel connections go: the bulk server's queue of accepted connections.
 pub type BulkHandoff = mpsc::Sender<tokio::net::TcpStream>;
 
-/// How long an inbound connection may take to send its first bytes. libp2p dialers send
-/// multistream-select's header at once, and bulk clients their preamble.
+/// How long an inbound connection may take to send its first byte. libp2p dialers send
+/// multistream-select's header at once, and TLS clients their ClientHello.
 const FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(10);
-/// Pause between looks at a connection whose first bytes arrived in pieces.
-const PEEK_PAUSE: Duration = Duration::from_millis(5);
 
 /// Passes `stream` on to libp2p, or hands it to the bulk server if it is a bulk connection.
 pub(crate) async fn demux(
@@ -33,7 +32,7 @@ pub(crate) async fn demux(
     if endpoint.is_dialer() {
         return Ok(stream);
     }
-    let is_bulk = tokio::time::timeout(FIRST_BYTES_TIMEOUT, starts_with_preamble(&stream.0))
+    let is_bulk = tokio::time::timeout(FIRST_BYTES_TIMEOUT, starts_with_tls(&stream.0))
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no first bytes"))??;
     if !is_bulk {
@@ -45,18 +44,9 @@ pub(crate) async fn demux(
     }
 }
 
-/// Whether the first bytes waiting on `stream` are the bulk preamble (read without consuming).
-async fn starts_with_preamble(stream: &tokio::net::TcpStream) -> std::io::Result<bool> {
-    let mut buf = [0u8; PREAMBLE.len()];
-    // Bounded by the caller's timeout; each round waits for data or pauses briefly.
-    loop {
-        let n = stream.peek(&mut buf).await?;
-        if n == 0 || buf[..n] != PREAMBLE[..n] {
-            return Ok(false);
-        }
-        if n == PREAMBLE.len() {
-            return Ok(true);
-        }
-        tokio::time::sleep(PEEK_PAUSE).await;
-    }
+/// Whether the first byte waiting on `stream` starts a TLS handshake (read without consuming).
+async fn starts_with_tls(stream: &tokio::net::TcpStream) -> std::io::Result<bool> {
+    let mut first = [0u8; 1];
+    let n = stream.peek(&mut first).await?;
+    Ok(n == 1 && first[0] == TLS_HANDSHAKE_BYTE)
 }
