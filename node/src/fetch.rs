@@ -770,7 +770,7 @@ async fn fetch_locked(
         }
         // Wake for the next discovery round (never sooner than 200 ms: one may still be running).
         let wake = next_discovery.max(Instant::now() + Duration::from_millis(200));
-        let Ok(next) = tokio::time::timeout_at(wake.into(), inflight.next()).await else { continue };
+        let Ok(next) = tokio::time::timeout_at(wake, inflight.next()).await else { continue };
         let Some((peer, unit, outcome)) = next else { continue };
         // Whether someone else could take this peer's work now (asked only after `Busy`).
         let others_usable = matches!(outcome, Outcome::Busy) && {
