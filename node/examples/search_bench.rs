@@ -11,7 +11,7 @@
 
 use std::time::{Duration, Instant};
 
-use lien_node::portal::index::{CatalogIndex, Field, Query, Sort};
+use lien_node::catalog::index::{CatalogIndex, Field, Query, Sort};
 use lien_node::store::Store;
 use lien_protocol::{
     ChunkSize, ContentId, FileEntry, FileList, Manifest, ManifestBody, Metadata, PublisherSecret, RelPath,
