@@ -146,3 +146,29 @@ impl From<StoreError> for ApiError {
         Self::internal(e.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use lien_protocol::ContentId;
+
+    use super::*;
+
+    fn status(e: NodeError) -> StatusCode {
+        ApiError::from(e).status
+    }
+
+    #[test]
+    fn statuses_say_what_happened() {
+        let id = ContentId::of(b"dataset");
+        assert_eq!(status(NodeError::Invalid("bad name".into())), StatusCode::BAD_REQUEST);
+        assert_eq!(status(NodeError::NotFound("no such name".into())), StatusCode::NOT_FOUND);
+        assert_eq!(status(LocalError::NotHeld(id).into()), StatusCode::NOT_FOUND);
+        assert_eq!(status(FetchError::Forbidden { id }.into()), StatusCode::FORBIDDEN);
+        assert_eq!(status(FetchError::Untrusted { id, reason: "unknown".into() }.into()), StatusCode::FORBIDDEN);
+        let quota = ApiError::from(NodeError::from(FetchError::QuotaExceeded { need: 2, free: 1 }));
+        assert_eq!((quota.status, quota.code), (StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage"));
+        assert_eq!(status(FetchError::Invalid("bad chunk".into()).into()), StatusCode::BAD_GATEWAY);
+        assert_eq!(status(NodeError::Record("cannot sign".into())), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(status(NodeError::Task("panicked".into())), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+}
