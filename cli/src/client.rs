@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use lien_node::api::home::{self, DaemonInfo};
-use lien_node::api::types::{ErrorBody, Progress, StreamLine};
+use lien_http::api::types::{ErrorBody, Progress, StreamLine};
+use lien_node::home::{self, DaemonInfo};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use zeroize::Zeroizing;
@@ -87,8 +87,8 @@ impl Api {
         };
         let addr = listener.local_addr().context("the temporary API listener has no address")?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let api_config = lien_node::api::ApiConfig::load(home)?;
-        let server = tokio::spawn(lien_node::api::serve(listener, node.clone(), token.clone(), &api_config, async {
+        let api_config = lien_http::ApiConfig::load(home)?;
+        let server = tokio::spawn(lien_http::serve(listener, node.clone(), token.clone(), &api_config, async {
             let _ = stopped.await;
         }));
         let info = DaemonInfo {

@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use libp2p::multiaddr::Protocol;
 use libp2p::Multiaddr;
-use lien_node::api::home;
-use lien_node::api::types::{
+use lien_http::api::types::{
     ConnectBody, ConnectResult, DatasetSummary, GetBody, GetResult, LocalChange, LocalInfo, ManifestInfo, PeerInfo,
     Progress, PublishBody, PublishResult, ResolveResult, StatusInfo, VerifyReport,
 };
+use lien_node::home;
 use lien_node::{FetchOptions, FetchProgress, Node, NodeConfig};
 use reqwest::Method;
 

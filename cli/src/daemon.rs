@@ -9,8 +9,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use lien_node::api::home::{self, DaemonInfo};
-use lien_node::api::{self, ApiConfig};
+use lien_http::{self as api, ApiConfig};
+use lien_node::home::{self, DaemonInfo};
 use lien_node::store::StoreError;
 use lien_node::{Node, NodeConfig, NodeError};
 use tokio::sync::oneshot;

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use lien_node::api::types::PublishBody;
+use lien_http::api::types::PublishBody;
 use serde::Deserialize;
 use serde_json::Value;
 

@@ -3,7 +3,7 @@
 use std::io::{IsTerminal, Write};
 
 use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
-use lien_node::api::types::Progress;
+use lien_http::api::types::Progress;
 use serde::Serialize;
 
 /// Where a command's data goes.

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use lien_node::api::trust::{AuditView, DelegateBody, ImportBody, RecordView, RevokeBody, TrustKeyBody, TrustView};
+use lien_http::api::trust::{AuditView, DelegateBody, ImportBody, RecordView, RevokeBody, TrustKeyBody, TrustView};
 use reqwest::Method;
 
 use crate::client::with_api;

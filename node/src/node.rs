@@ -1,5 +1,6 @@
 //! The running node: store, network task, dispatcher of network events, and the operations the
-//! CLI, the HTTP API, the simulator and the tests call (`publish`, `fetch`, `search`, ...).
+//! CLI, the HTTP API, the simulator and the tests call (`publish`, `fetch`, `search`, the local
+//! datasets, ...).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,16 +14,19 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::audit::{AuditError, AuditLog};
+use crate::catalog::index::{CatalogIndex, Query};
+use crate::catalog::{Catalog, CatalogError};
 use crate::config::NodeConfig;
 use crate::fetch::{self, FetchError, FetchOptions, FetchReport};
 use crate::keyfile::{self, KeyFileError};
+use crate::local::{self, FileCheck, LocalError, LocalSummary, Removal};
 use crate::network::{
     self, Command, NetError, NetEvent, NetworkHandle, NetworkSetup, PeerInfo, TransferResponse, Verdict,
 };
 use crate::publish::{self, PublishError, PublishRequest};
 use crate::stats::{Stats, StatsSnapshot};
-use crate::store::{LocalKind, Store, StoreError};
-use crate::trust::SharedTrust;
+use crate::store::{LocalDataset, LocalKind, Store, StoreError};
+use crate::trust::{SharedTrust, TrustStoreError};
 use lien_protocol::trust::Admission;
 
 /// Inbound requests answered at once; more get `Busy`.
@@ -60,12 +64,27 @@ pub enum NodeError {
     /// Fetching failed.
     #[error(transparent)]
     Fetch(#[from] FetchError),
+    /// An operation on a local dataset failed.
+    #[error(transparent)]
+    Local(#[from] LocalError),
+    /// The catalog index failed.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    /// Trust data could not be loaded, stored or accepted.
+    #[error(transparent)]
+    Trust(#[from] TrustStoreError),
+    /// The audit log failed.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
     /// A name or id that cannot be resolved.
     #[error("{0}")]
     NotFound(String),
     /// Bad input from the caller.
     #[error("{0}")]
     Invalid(String),
+    /// Signing or encoding a record of this node's own failed (a bug, not the caller's input).
+    #[error("cannot make a record: {0}")]
+    Record(String),
     /// A background task panicked or was cancelled.
     #[error("internal task failed: {0}")]
     Task(String),
@@ -97,6 +116,8 @@ pub(crate) struct Inner {
     pub(crate) bulk_clients: crate::bulk::BulkClients,
     /// Peers waiting to be caught up with (trust records and catalog), a few per window.
     pub(crate) catch_up: crate::catch_up::CatchUpQueue,
+    /// The in-memory catalog index every search answers from (filled on the first search).
+    pub(crate) catalog: Catalog,
 }
 
 /// A running Lien node. Cheap to clone; call [`Node::shutdown`] to stop it.
@@ -148,8 +169,7 @@ impl Node {
         let own_key = secret.public();
         let trust = tokio::task::spawn_blocking(move || SharedTrust::load(&trust_config, &trust_store, own_key))
             .await
-            .map_err(|e| NodeError::Task(e.to_string()))?
-            .map_err(|e| NodeError::Invalid(e.to_string()))?;
+            .map_err(|e| NodeError::Task(e.to_string()))??;
         let audit = Arc::new(open_audit_log(&home.join(crate::audit::AUDIT_FILE))?);
         let gossip_stats = stats.clone();
         let manifest_trust = trust.clone();
@@ -228,6 +248,7 @@ impl Node {
             bulk_server: bulk.as_ref().map(|(_, _, server)| server.clone()),
             bulk_clients: Default::default(),
             catch_up: Default::default(),
+            catalog: Catalog::default(),
         });
         let dispatcher = tokio::spawn(dispatch(inner.clone(), events_rx));
         let mut tasks = vec![net_task, dispatcher, tokio::spawn(crate::catch_up::run(inner.clone()))];
@@ -339,7 +360,7 @@ impl Node {
             let b = manifest.body();
             let record = NameRecord::sign(&self.inner.secret, b.slug.clone(), b.version, manifest.id())
                 .and_then(|r| r.encode())
-                .map_err(|e| NodeError::Invalid(e.to_string()))?;
+                .map_err(|e| NodeError::Record(e.to_string()))?;
             net.send(Command::PutRecord { key: name_key(&b.publisher, &b.slug), value: record }).await?;
         }
         Ok(())
@@ -440,7 +461,7 @@ impl Node {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
             inner.store.set_trusted_key(&key, kind)?;
-            inner.trust.reload_policy(&inner.config, &inner.store).map_err(|e| NodeError::Invalid(e.to_string()))
+            Ok(inner.trust.reload_policy(&inner.config, &inner.store)?)
         })
         .await
         .map_err(|e| NodeError::Task(e.to_string()))?
@@ -452,7 +473,7 @@ impl Node {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
             let removed = inner.store.remove_trusted_key(&key)?;
-            inner.trust.reload_policy(&inner.config, &inner.store).map_err(|e| NodeError::Invalid(e.to_string()))?;
+            inner.trust.reload_policy(&inner.config, &inner.store)?;
             Ok(removed)
         })
         .await
@@ -481,17 +502,17 @@ impl Node {
             can_delegate,
         };
         let record = TrustRecord::Delegation(
-            Delegation::sign(&self.inner.secret, body).map_err(|e| NodeError::Invalid(e.to_string()))?,
+            Delegation::sign(&self.inner.secret, body).map_err(|e| NodeError::Record(e.to_string()))?,
         );
-        Ok(self.import_trust_record(record.encode().map_err(|e| NodeError::Invalid(e.to_string()))?).await?.0)
+        Ok(self.import_trust_record(record.encode().map_err(|e| NodeError::Record(e.to_string()))?).await?.0)
     }
 
     /// Signs a revocation of `subject` with this node's publisher key, keeps it and gossips it.
     pub async fn revoke(&self, subject: PublisherKey, reason: &str) -> Result<Vec<u8>, NodeError> {
         use lien_protocol::trust::{Revocation, TrustRecord};
         let r = Revocation::sign(&self.inner.secret, subject, crate::trust::now_secs(), reason)
-            .map_err(|e| NodeError::Invalid(e.to_string()))?;
-        let bytes = TrustRecord::Revocation(r).encode().map_err(|e| NodeError::Invalid(e.to_string()))?;
+            .map_err(|e| NodeError::Record(e.to_string()))?;
+        let bytes = TrustRecord::Revocation(r).encode().map_err(|e| NodeError::Record(e.to_string()))?;
         Ok(self.import_trust_record(bytes).await?.0)
     }
 
@@ -503,8 +524,7 @@ impl Node {
         let kept = bytes.clone();
         let admission = tokio::task::spawn_blocking(move || inner.trust.accept(&inner.store, &kept))
             .await
-            .map_err(|e| NodeError::Task(e.to_string()))?
-            .map_err(|e| NodeError::Invalid(e.to_string()))?;
+            .map_err(|e| NodeError::Task(e.to_string()))??;
         if matches!(admission, Admission::Admitted | Admission::Known) && self.inner.trust.serves_bytes(&bytes) {
             self.inner.net.send(Command::AnnounceTrust { bytes: bytes.clone() }).await?;
         }
@@ -534,9 +554,67 @@ impl Node {
         Ok(fetch::fetch_range(&self.inner, id, root, opts, range).await?)
     }
 
-    /// Searches the catalog.
+    /// Searches the catalog: the newest version of each matching name, best match first (see
+    /// [`crate::catalog::index`] for the ranking), at most `limit`. Blocking.
     pub fn search(&self, query: &str, limit: usize) -> Result<Vec<Manifest>, NodeError> {
-        Ok(self.inner.store.search(query, limit)?)
+        let q = Query { text: query.to_owned(), rows: limit, ..Query::default() };
+        let docs = self.with_catalog(|index, _| index.search(&q).docs)?;
+        let mut found = Vec::with_capacity(docs.len());
+        for doc in docs {
+            if let Some(m) = self.inner.store.manifest(&doc.id)? {
+                found.push(m);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Brings the catalog index up to date and runs `f` on it (with the store, to load what the
+    /// index points at). Blocking: call it off the async threads.
+    pub fn with_catalog<T>(&self, f: impl FnOnce(&CatalogIndex, &Store) -> T) -> Result<T, NodeError> {
+        let catalog = &self.inner.catalog;
+        catalog.refresh(&self.inner.store)?;
+        let index = catalog.read()?;
+        Ok(f(&index, &self.inner.store))
+    }
+
+    /// The files of `manifest`, if its list is inline or stored here. Blocking.
+    pub fn files_of(&self, manifest: &Manifest) -> Result<Option<Vec<lien_protocol::FileEntry>>, NodeError> {
+        Ok(local::files_of(&self.inner.store, manifest)?)
+    }
+
+    /// Runs blocking work on the node's inner state off the async threads.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Inner) -> Result<T, NodeError> + Send + 'static,
+    ) -> Result<T, NodeError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || f(&inner)).await.map_err(|e| NodeError::Task(e.to_string()))?
+    }
+
+    /// Every dataset held here (published or fetched) with its sizes, oldest first.
+    pub async fn local_datasets(&self) -> Result<Vec<LocalSummary>, NodeError> {
+        self.blocking(|inner| Ok(local::summaries(&inner.store)?)).await
+    }
+
+    /// How much this node holds (datasets, their bytes, catalog size, store size).
+    pub async fn usage(&self) -> Result<local::Usage, NodeError> {
+        self.blocking(|inner| Ok(local::usage(&inner.store)?)).await
+    }
+
+    /// Pins (kept even when space runs short) or unpins local dataset `id`.
+    pub async fn set_pinned(&self, id: ContentId, pinned: bool) -> Result<LocalDataset, NodeError> {
+        self.blocking(move |inner| Ok(local::set_pinned(&inner.store, &id, pinned)?)).await
+    }
+
+    /// Forgets local dataset `id` and stops serving its files; deletes those in the node's data
+    /// folder that no other local dataset lists (see [`local::remove`]).
+    pub async fn remove_local(&self, id: ContentId) -> Result<Removal, NodeError> {
+        self.blocking(move |inner| Ok(local::remove(&inner.store, &inner.config.data_dir(), &id)?)).await
+    }
+
+    /// Re-hashes every file of local dataset `id` on disk and reports each one.
+    pub async fn verify_local(&self, id: ContentId) -> Result<Vec<FileCheck>, NodeError> {
+        self.blocking(move |inner| Ok(local::verify(&inner.store, &id, inner.config.hash_threads())?)).await
     }
 
     /// A manifest from the catalog.
@@ -577,9 +655,9 @@ fn open_audit_log(path: &Path) -> Result<AuditLog, NodeError> {
             let aside = path.with_extension(format!("broken-{}", crate::trust::now_secs()));
             tracing::error!(line, %reason, kept = %aside.display(), "audit log does not verify; starting a new one");
             std::fs::rename(path, &aside).map_err(|source| NodeError::Home { path: path.to_path_buf(), source })?;
-            AuditLog::open(path).map_err(|e| NodeError::Invalid(e.to_string()))
+            Ok(AuditLog::open(path)?)
         }
-        Err(e) => Err(NodeError::Invalid(e.to_string())),
+        Err(e) => Err(e.into()),
     }
 }
 

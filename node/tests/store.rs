@@ -7,6 +7,8 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use lien_node::catalog::index::Query;
+use lien_node::catalog::Catalog;
 use lien_node::store::{FileRecord, LocalDataset, LocalKind, Readers, Store, StoreError};
 use lien_protocol::{
     ChunkSize, ContentId, FileEntry, FileList, Manifest, ManifestBody, Metadata, PublisherSecret, RelPath,
@@ -59,10 +61,6 @@ fn file_record(seed: &[u8], chunks: u64, path: &str) -> FileRecord {
         mtime_ns: None,
         readers: Readers::Anyone,
     }
-}
-
-fn ids(list: &[Manifest]) -> Vec<ContentId> {
-    list.iter().map(Manifest::id).collect()
 }
 
 #[test]
@@ -128,8 +126,21 @@ fn store_names_never_roll_back() -> TestResult {
     Ok(())
 }
 
+/// The catalog's search (the in-memory index `Node::search`, `/v1/search` and the portal answer
+/// from) over what the store holds: the queries the store's retired word index answered.
+fn search(
+    catalog: &Catalog,
+    store: &Store,
+    text: &str,
+    rows: usize,
+) -> Result<Vec<ContentId>, Box<dyn std::error::Error>> {
+    catalog.refresh(store)?;
+    let q = Query { text: text.to_owned(), rows, ..Query::default() };
+    Ok(catalog.read()?.search(&q).docs.iter().map(|d| d.id).collect())
+}
+
 #[test]
-fn store_search_words_prefixes_and_publishers() -> TestResult {
+fn catalog_search_words_prefixes_and_publishers() -> TestResult {
     let (_dir, store) = open_temp();
     let a = secret(4);
     let b = secret(5);
@@ -137,29 +148,37 @@ fn store_search_words_prefixes_and_publishers() -> TestResult {
     let census2 = manifest(&a, "population", 2, "Population Census 2025", &["demography", "Dân-số"]);
     let rice = manifest(&b, "rice-harvest", 1, "Rice harvest", &["agriculture", "census"]);
     let roads = manifest(&b, "roads", 1, "Road network", &["transport"]);
-    for m in [&census1, &rice, &census2, &roads] {
-        store.put_manifest(m)?;
-    }
+    let catalog = Catalog::default();
+    store.put_manifest(&census1)?;
+    store.put_manifest(&rice)?;
+    // Taken in as they are heard: a search between two manifests sees the first only.
+    assert_eq!(search(&catalog, &store, "population", 10)?, vec![census1.id()]);
+    store.put_manifest(&census2)?;
+    store.put_manifest(&roads)?;
 
-    // The newest matching version of each name first (most recently heard first), then older ones.
-    assert_eq!(ids(&store.search("census", 10)?), vec![census2.id(), rice.id(), census1.id()]);
-    assert_eq!(ids(&store.search("CENSUS", 2)?), vec![census2.id(), rice.id()]);
+    // The newest version of each name, the better match first (a title word outweighs a keyword).
+    assert_eq!(search(&catalog, &store, "census", 10)?, vec![census2.id(), rice.id()]);
+    assert_eq!(search(&catalog, &store, "CENSUS", 1)?, vec![census2.id()]);
     // Prefix match, AND semantics.
-    assert_eq!(ids(&store.search("popul", 10)?), vec![census2.id(), census1.id()]);
-    assert_eq!(ids(&store.search("cen agri", 10)?), vec![rice.id()]);
-    assert_eq!(ids(&store.search("population rice", 10)?), vec![]);
-    assert_eq!(ids(&store.search("zebra", 10)?), vec![]);
-    assert_eq!(ids(&store.search("dân", 10)?), vec![census2.id()]);
+    assert_eq!(search(&catalog, &store, "popul", 10)?, vec![census2.id()]);
+    assert_eq!(search(&catalog, &store, "cen agri", 10)?, vec![rice.id()]);
+    assert_eq!(search(&catalog, &store, "population rice", 10)?, vec![]);
+    assert_eq!(search(&catalog, &store, "zebra", 10)?, vec![]);
+    assert_eq!(search(&catalog, &store, "dân", 10)?, vec![census2.id()]);
     // Slug words and the publisher key's text (or a prefix of it), and `publisher/slug`.
-    assert_eq!(ids(&store.search("harvest", 10)?), vec![rice.id()]);
+    assert_eq!(search(&catalog, &store, "harvest", 10)?, vec![rice.id()]);
     let key_b = b.public().to_string();
-    assert_eq!(ids(&store.search(&key_b, 10)?), vec![roads.id(), rice.id()]);
-    assert_eq!(ids(&store.search(&key_b[..12], 10)?), vec![roads.id(), rice.id()]);
-    assert_eq!(ids(&store.search(&format!("{key_b}/roads"), 10)?), vec![roads.id()]);
-    // An empty query: most recently heard first.
-    assert_eq!(ids(&store.search("", 3)?), vec![roads.id(), census2.id(), rice.id()]);
-    assert_eq!(ids(&store.search("  -- ", 10)?).len(), 4);
-    assert_eq!(store.search("census", 0)?, vec![]);
+    let mut by_b = search(&catalog, &store, &key_b, 10)?;
+    by_b.sort();
+    let mut expected = vec![roads.id(), rice.id()];
+    expected.sort();
+    assert_eq!(by_b, expected);
+    assert_eq!(search(&catalog, &store, &key_b[..12], 10)?.len(), 2);
+    assert_eq!(search(&catalog, &store, &format!("{key_b}/roads"), 10)?, vec![roads.id()]);
+    // An empty query: every name, newest first (census v2 is the newest; then the last heard).
+    assert_eq!(search(&catalog, &store, "", 3)?, vec![census2.id(), roads.id(), rice.id()]);
+    assert_eq!(search(&catalog, &store, "  -- ", 10)?.len(), 3);
+    assert_eq!(search(&catalog, &store, "census", 0)?, vec![]);
     Ok(())
 }
 
@@ -338,7 +357,7 @@ fn store_survives_reopen() -> TestResult {
     assert_eq!(store.path(), path.as_path());
     assert_eq!(store.manifest(&m.id())?, Some(m.clone()));
     assert_eq!(store.resolve(&s.public(), &"kept".parse()?)?, Some((4, m.id())));
-    assert_eq!(ids(&store.search("dura", 5)?), vec![m.id()]);
+    assert_eq!(search(&Catalog::default(), &store, "dura", 5)?, vec![m.id()]);
     assert_eq!(store.blob(&ContentId::of(b"b"))?, Some(b"b".to_vec()));
     assert_eq!(store.file(&rec.id)?, Some(rec.clone()));
     assert_eq!(store.have(&rec.id)?, Some(vec![0b0000_0010, 0b0000_0001]));

@@ -80,7 +80,7 @@ pub fn export(scn: &Scenario, topo: &Topology, dir: &Path, lien_bin: &str) -> Re
             std::fs::remove_dir_all(&home).with_context(|| format!("cannot clear {}", home.display()))?;
         }
         let report =
-            lien_node::api::home::init(&home).with_context(|| format!("cannot initialise {}", home.display()))?;
+            lien_node::home::init(&home).with_context(|| format!("cannot initialise {}", home.display()))?;
         peer_ids.push(report.peer_id);
     }
 

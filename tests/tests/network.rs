@@ -848,8 +848,8 @@ async fn start_api(node: &lien_node::Node) -> Result<(std::net::SocketAddr, toki
     let addr = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let token = zeroize::Zeroizing::new("test-token".to_owned());
-    let config = lien_node::api::ApiConfig::default();
-    tokio::spawn(lien_node::api::serve(listener, node.clone(), token, &config, async move {
+    let config = lien_http::ApiConfig::default();
+    tokio::spawn(lien_http::serve(listener, node.clone(), token, &config, async move {
         let _ = stopped.await;
     }));
     Ok((addr, stop))

@@ -9,7 +9,6 @@
 //! | `catalog-v1`    | catalog seq (from 1)              | manifest id                                  |
 //! | `names-v1`      | publisher bytes ++ slug bytes     | (highest version heard, manifest id)         |
 //! | `versions-v1`   | (name key, version)               | manifest id                                  |
-//! | `words-v1`      | (lowercased word, manifest id)    | ()                                           |
 //! | `blobs-v1`      | blob id                           | bytes (file-list blobs, chunk lists)         |
 //! | `files-v1`      | file id                           | CBOR [`FileRecord`]                          |
 //! | `have-v1`       | file id                           | chunk bitmap (partial files only)            |
@@ -26,13 +25,12 @@
 //! All methods block on disk I/O; call them from blocking contexts (e.g. `spawn_blocking`).
 
 mod readers;
-mod search;
 mod trust;
 pub use readers::Readers;
 pub use trust::TrustKind;
 mod tables;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -45,7 +43,7 @@ use serde::{Deserialize, Serialize};
 
 use tables::{
     BLOBS, CATALOG, FILES, HAVE, LOCALS, MANIFESTS, META, NAMES, PEERS, PEERS_SEEN, PUBLISHER_COUNTS, TRUST_IDS,
-    TRUST_KEYS, TRUST_RECORDS, VERSIONS, WORDS,
+    TRUST_KEYS, TRUST_RECORDS, VERSIONS, WORDS_RETIRED,
 };
 
 /// Layout version of a store created by this code (kept in `meta-v1` under `"schema"`).
@@ -249,7 +247,9 @@ impl Store {
             txn.open_table(CATALOG).db()?;
             txn.open_table(NAMES).db()?;
             txn.open_table(VERSIONS).db()?;
-            txn.open_table(WORDS).db()?;
+            // The word index this store kept until search moved to the in-memory catalog index
+            // (`crate::catalog`): dropped, with its pages, from stores that still have it.
+            txn.delete_table(WORDS_RETIRED).db()?;
             txn.open_table(BLOBS).db()?;
             txn.open_table(FILES).db()?;
             txn.open_table(HAVE).db()?;
@@ -284,8 +284,8 @@ impl Store {
 
     /// Stores a manifest the caller has already verified; returns true if it was new.
     ///
-    /// In one write transaction: assigns the next catalog sequence number (from 1), indexes its
-    /// words (metadata words, publisher key text, slug), records it under its version, and
+    /// In one write transaction: assigns the next catalog sequence number (from 1), records it
+    /// under its version, and
     /// updates the name table if its version is higher than the one recorded (never lower, and
     /// an equal version keeps the first manifest heard).
     pub fn put_manifest(&self, m: &Manifest) -> Result<bool, StoreError> {
@@ -322,11 +322,6 @@ impl Store {
             };
             manifests.insert(id.as_bytes(), (seq, body.version, name.as_slice(), m.bytes())).db()?;
             catalog.insert(seq, id.as_bytes()).db()?;
-
-            let mut words = txn.open_table(WORDS).db()?;
-            for word in search::manifest_words(m) {
-                words.insert((word.as_str(), id.as_bytes()), ()).db()?;
-            }
 
             let mut versions = txn.open_table(VERSIONS).db()?;
             let vkey = (name.as_slice(), body.version);
@@ -414,61 +409,6 @@ impl Store {
         for entry in versions.range((name.as_slice(), 0u64)..=(name.as_slice(), u64::MAX)).db()? {
             let (key, id) = entry.db()?;
             out.push((key.value().1, ContentId::from_bytes(*id.value())));
-        }
-        Ok(out)
-    }
-
-    /// Manifests matching all the query's words (a query word matches every indexed word it is a
-    /// prefix of), at most `limit`. The newest matching version of each publisher/slug comes
-    /// first (most recently heard first), then older versions. An empty query returns the most
-    /// recently heard manifests.
-    pub fn search(&self, query: &str, limit: usize) -> Result<Vec<Manifest>, StoreError> {
-        let txn = self.read()?;
-        let manifests = txn.open_table(MANIFESTS).db()?;
-        let words = search::query_words(query);
-        if words.is_empty() {
-            let catalog = txn.open_table(CATALOG).db()?;
-            let mut out = Vec::new();
-            for entry in catalog.iter().db()?.rev() {
-                if out.len() >= limit {
-                    break;
-                }
-                let (seq, id) = entry.db()?;
-                let row = manifests.get(id.value()).db()?.ok_or_else(|| StoreError::Corrupt {
-                    table: "catalog-v1",
-                    detail: format!("sequence {} names a missing manifest", seq.value()),
-                })?;
-                out.push(decode_manifest(row.value().3)?);
-            }
-            return Ok(out);
-        }
-
-        let index = txn.open_table(WORDS).db()?;
-        let ids = search::ids_matching_all(&index, &words)?;
-        // Rank without decoding: newest matching version of each name first.
-        // name key → [(version, catalog seq, manifest id)] of the matching manifests.
-        type Hit = (u64, u64, [u8; 32]);
-        let mut by_name: BTreeMap<Vec<u8>, Vec<Hit>> = BTreeMap::new();
-        for id in &ids {
-            let Some(row) = manifests.get(id).db()? else {
-                return Err(StoreError::Corrupt { table: "words-v1", detail: "word of a missing manifest".into() });
-            };
-            let (seq, version, name, _) = row.value();
-            by_name.entry(name.to_vec()).or_default().push((version, seq, *id));
-        }
-        let mut ranked: Vec<(usize, std::cmp::Reverse<u64>, [u8; 32])> = Vec::with_capacity(ids.len());
-        for mut group in by_name.into_values() {
-            group.sort_by(|a, b| b.cmp(a));
-            for (rank, (_, seq, id)) in group.into_iter().enumerate() {
-                ranked.push((rank, std::cmp::Reverse(seq), id));
-            }
-        }
-        ranked.sort();
-        let mut out = Vec::with_capacity(limit.min(ranked.len()));
-        for (_, _, id) in ranked.into_iter().take(limit) {
-            if let Some(row) = manifests.get(&id).db()? {
-                out.push(decode_manifest(row.value().3)?);
-            }
         }
         Ok(out)
     }

@@ -28,8 +28,9 @@ pub(crate) const NAMES: TableDefinition<&[u8], (u64, Id)> = TableDefinition::new
 /// (name key, version) → manifest id of that version (the first one heard, if several).
 pub(crate) const VERSIONS: TableDefinition<(&[u8], u64), Id> = TableDefinition::new("versions-v1");
 
-/// (lowercased word, manifest id) → (); a prefix lookup is a range scan from (prefix, 0…0).
-pub(crate) const WORDS: TableDefinition<(&str, Id), ()> = TableDefinition::new("words-v1");
+/// The word index stores kept until search moved to the in-memory catalog index: (lowercased
+/// word, manifest id) → (). Only named to delete it.
+pub(crate) const WORDS_RETIRED: TableDefinition<(&str, Id), ()> = TableDefinition::new("words-v1");
 
 /// blob id → blob bytes (file-list blobs, chunk lists).
 pub(crate) const BLOBS: TableDefinition<Id, &[u8]> = TableDefinition::new("blobs-v1");

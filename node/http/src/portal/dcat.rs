@@ -23,9 +23,11 @@ use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
-use super::index::{ckan_name, format_of};
+use lien_node::catalog::index::{ckan_name, format_of, slugify};
+
 use super::{base_url, download_url, iso_time, with_index, Detail};
-use crate::api::{ApiError, ApiState};
+use crate::error::ApiError;
+use crate::state::ApiState;
 
 /// Datasets per page when the harvester does not say.
 pub const DEFAULT_PAGE_SIZE: usize = 1000;
@@ -250,7 +252,7 @@ fn build(base: &str, title: &str, datasets: &[Detail], page: Option<&Page>) -> G
             }
         }
         // Publisher: the organisation when named, else the signing key.
-        let org_slug = super::index::slugify(&md.organisation);
+        let org_slug = slugify(&md.organisation);
         let (pub_iri, pub_name) = if org_slug.is_empty() {
             (format!("{base}/publisher/{}", b.publisher), b.publisher.to_string())
         } else {
@@ -420,7 +422,7 @@ async fn graph(state: &ApiState, headers: &HeaderMap, q: PageQuery, path: &str) 
         )));
     }
     let base = base_url(state, headers);
-    let title = state.portal.settings.title.clone();
+    let title = state.portal.title.clone();
     let url = format!("{base}{path}?page={{page}}&page_size={}", q.page_size);
     with_index(state, move |ix, store| {
         let total = ix.len();

@@ -23,9 +23,12 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Map, Value};
 
-use super::index::{ckan_name, format_of, Field, Query, Sort};
+use lien_node::catalog::index::{ckan_name, format_of, slugify, Field, Query, Sort};
+
 use super::{base_url, download_url, iso_time, lookup, with_index, Detail};
-use crate::api::{ApiError, ApiState};
+use crate::error::ApiError;
+use crate::state::ApiState;
+use crate::text::percent_encode;
 
 /// Most rows `package_search` returns at once (CKAN's default `ckan.search.rows_max`).
 const MAX_ROWS: usize = 1000;
@@ -146,7 +149,7 @@ pub(crate) async fn action(
     body: Bytes,
 ) -> Response {
     let base = base_url(&state, &headers);
-    let help = format!("{base}/api/3/action/help_show?name={}", crate::api::percent_encode(&action));
+    let help = format!("{base}/api/3/action/help_show?name={}", percent_encode(&action));
     let result = match Params::parse(&uri, &body) {
         Ok(params) => run(&state, &base, &action, params).await,
         Err(e) => Err(e),
@@ -243,7 +246,7 @@ async fn run(state: &ApiState, base: &str, action: &str, p: Params) -> Result<Va
             Ok(json!(tags.into_iter().map(|(t, _, _)| t).collect::<Vec<_>>()))
         }
         "status_show" => Ok(json!({
-            "site_title": state.portal.settings.title,
+            "site_title": state.portal.title,
             "site_url": base,
             "site_description": "A Lien node: datasets verified by BLAKE3, shared peer to peer",
             "ckan_version": "2.10.0",
@@ -369,7 +372,7 @@ pub(crate) fn package(base: &str, d: &Detail) -> Value {
     let id = m.id().to_string();
     let name = ckan_name(m);
     let created = iso_time(b.created);
-    let org_slug = super::index::slugify(&md.organisation);
+    let org_slug = slugify(&md.organisation);
     let org = (!org_slug.is_empty()).then(|| organization(&org_slug, &md.organisation, 0));
     let resources: Vec<Value> = d
         .entries()
@@ -401,7 +404,7 @@ pub(crate) fn package(base: &str, d: &Detail) -> Value {
         .map(|k| json!({"name": k, "display_name": k, "state": "active", "vocabulary_id": null}))
         .collect();
     let groups: Vec<Value> =
-        md.themes.iter().map(|t| json!({"name": super::index::slugify(t), "title": t, "display_name": t})).collect();
+        md.themes.iter().map(|t| json!({"name": slugify(t), "title": t, "display_name": t})).collect();
     let mut extras = vec![
         json!({"key": "lien_name", "value": m.name()}),
         json!({"key": "lien_publisher", "value": b.publisher.to_string()}),

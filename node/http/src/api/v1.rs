@@ -2,7 +2,6 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,19 +11,20 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use lien_protocol::chunk::hash_reader;
-use lien_protocol::{ChunkSize, ContentId, FileEntry, FileList, Manifest, Metadata, Slug};
+use lien_node::fetch::{FetchOptions, FetchProgress};
+use lien_node::local::{files_of, summary as local_summary, FileState};
+use lien_node::publish::PublishRequest;
+use lien_protocol::{ChunkSize, ContentId, Manifest, Metadata, Slug};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 
 use super::types::{
     ConnectBody, ConnectResult, DatasetSummary, FileInfo, GetBody, LocalChange, LocalInfo, ManifestInfo, Progress,
-    PublishBody, PublishResult, ResolveResult, StatusInfo, StreamLine, VerifyFile, VerifyReport,
+    PublishBody, PublishResult, ResolveResult, StatusInfo, StreamLine, VerifyReport,
 };
-use super::{blocking, ApiError, ApiJson, ApiQuery, ApiState};
-use crate::fetch::{FetchOptions, FetchProgress};
-use crate::publish::PublishRequest;
-use crate::store::{LocalDataset, LocalKind, Store, StoreError};
+use crate::error::ApiError;
+use crate::extract::{blocking, ApiJson, ApiQuery};
+use crate::state::ApiState;
 
 /// Most search results returned at once.
 const MAX_SEARCH_LIMIT: usize = 1000;
@@ -36,17 +36,6 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(200);
 /// Parses a manifest id from a URL or body.
 pub(crate) fn parse_id(text: &str) -> Result<ContentId, ApiError> {
     text.parse().map_err(|e| ApiError::bad_request(format!("invalid manifest id {text:?}: {e}")))
-}
-
-/// The files of `manifest`, if its list is inline or its blob is stored here.
-pub(crate) fn files_of(store: &Store, manifest: &Manifest) -> Result<Option<Vec<FileEntry>>, StoreError> {
-    match &manifest.body().files {
-        FileList::Inline(files) => Ok(Some(files.clone())),
-        FileList::Blob(r) => match store.blob(&r.id)? {
-            Some(bytes) => Ok(FileList::decode_blob(r, &bytes).ok()),
-            None => Ok(None),
-        },
-    }
 }
 
 fn summary(m: &Manifest) -> DatasetSummary {
@@ -61,84 +50,22 @@ fn summary(m: &Manifest) -> DatasetSummary {
     }
 }
 
-/// Bytes of `entries` present here.
-fn present_bytes(store: &Store, entries: &[FileEntry]) -> Result<u64, StoreError> {
-    let mut present = 0;
-    for e in entries {
-        match store.file(&e.id)? {
-            Some(rec) if rec.complete => present += e.size,
-            Some(rec) => {
-                let bitmap = store.have(&e.id)?.unwrap_or_default();
-                let chunks: u64 = bitmap.iter().map(|b| u64::from(b.count_ones())).sum();
-                present += chunks.saturating_mul(rec.chunk_size).min(e.size);
-            }
-            None => {}
-        }
-    }
-    Ok(present)
-}
-
-fn local_info(store: &Store, d: &LocalDataset) -> Result<LocalInfo, StoreError> {
-    let manifest = store.manifest(&d.manifest)?;
-    let (size, present) = match &manifest {
-        Some(m) => {
-            let size = m.body().files.total_size();
-            let present = if d.complete {
-                size
-            } else {
-                match files_of(store, m)? {
-                    Some(entries) => present_bytes(store, &entries)?,
-                    None => 0,
-                }
-            };
-            (size, present)
-        }
-        None => (0, 0),
-    };
-    Ok(LocalInfo {
-        id: d.manifest.to_string(),
-        name: manifest.as_ref().map(Manifest::name),
-        version: manifest.as_ref().map(|m| m.body().version),
-        title: manifest.as_ref().map(|m| m.body().metadata.title.clone()),
-        kind: match d.kind {
-            LocalKind::Published => "published".into(),
-            LocalKind::Fetched => "fetched".into(),
-        },
-        pinned: d.pinned,
-        complete: d.complete,
-        root: d.root.clone(),
-        size,
-        present,
-    })
-}
-
-/// Every local dataset with its sizes.
-pub(crate) fn local_infos(store: &Store) -> Result<Vec<LocalInfo>, StoreError> {
-    store.locals()?.iter().map(|d| local_info(store, d)).collect()
-}
-
 /// `GET /v1/status`
 pub(crate) async fn status(State(state): State<ApiState>) -> Result<Json<StatusInfo>, ApiError> {
     let node = &state.node;
     let peers = node.peers().await?.len();
     let listen_addrs = node.listen_addrs().await?.iter().map(ToString::to_string).collect();
-    let store = node.store().clone();
-    let (datasets, catalog, store_bytes, data_bytes) = blocking(move || {
-        let locals = local_infos(&store)?;
-        let store_bytes = std::fs::metadata(store.path()).map(|m| m.len()).unwrap_or(0);
-        Ok((locals.len(), store.manifest_count()?, store_bytes, locals.iter().map(|l| l.present).sum()))
-    })
-    .await?;
+    let usage = node.usage().await?;
     Ok(Json(StatusInfo {
         peer_id: node.peer_id().to_string(),
         publisher: node.publisher().to_string(),
         network: node.config().network.clone(),
         listen_addrs,
         peers,
-        datasets,
-        catalog,
-        store_bytes,
-        data_bytes,
+        datasets: usage.datasets,
+        catalog: usage.catalog,
+        store_bytes: usage.store_bytes,
+        data_bytes: usage.data_bytes,
         version: env!("CARGO_PKG_VERSION").to_owned(),
     }))
 }
@@ -161,20 +88,11 @@ pub(crate) async fn search(
     ApiQuery(query): ApiQuery<SearchQuery>,
 ) -> Result<Json<Vec<DatasetSummary>>, ApiError> {
     let limit = query.limit.unwrap_or(20).clamp(1, MAX_SEARCH_LIMIT);
-    // The portal's in-memory index (newest version of each name, ranked): 22 ms for broad words at
-    // 100k manifests where the store's word index took 160-195 ms (BENCHMARKS.md).
+    // The node's in-memory catalog index (newest version of each name, ranked), as the portal's
+    // searches: 22 ms for broad words at 100k manifests (BENCHMARKS.md).
+    let node = state.node.clone();
     let text = query.q;
-    let found = crate::portal::with_index(&state, move |index, store| {
-        let q = crate::portal::index::Query { text, rows: limit, ..Default::default() };
-        let mut out = Vec::new();
-        for doc in index.search(&q).docs {
-            if let Some(m) = store.manifest(&doc.id)? {
-                out.push(summary(&m));
-            }
-        }
-        Ok(out)
-    })
-    .await?;
+    let found = blocking(move || Ok(node.search(&text, limit)?.iter().map(summary).collect())).await?;
     Ok(Json(found))
 }
 
@@ -201,7 +119,7 @@ pub(crate) async fn show(
         let files = files_of(&store, &m)?.map(|entries| entries.iter().map(FileInfo::from).collect());
         let versions = store.versions(&b.publisher, &b.slug)?.into_iter().map(|(v, id)| (v, id.to_string())).collect();
         let local = match store.local(&id)? {
-            Some(d) => Some(local_info(&store, &d)?),
+            Some(d) => Some(LocalInfo::from(local_summary(&store, &d)?)),
             None => None,
         };
         Ok(ManifestInfo {
@@ -232,7 +150,7 @@ pub(crate) async fn resolve(
     UrlPath((publisher, slug)): UrlPath<(String, String)>,
 ) -> Result<Json<ResolveResult>, ApiError> {
     let name = format!("{publisher}/{slug}");
-    crate::node::parse_name(&name)?;
+    lien_node::node::parse_name(&name)?;
     match tokio::time::timeout(RESOLVE_TIMEOUT, state.node.resolve(&name)).await {
         Ok(id) => Ok(Json(ResolveResult { id: id?.to_string() })),
         Err(_) => Err(ApiError::not_found(format!("timed out resolving {name}"))),
@@ -241,8 +159,7 @@ pub(crate) async fn resolve(
 
 /// `GET /v1/local`
 pub(crate) async fn local(State(state): State<ApiState>) -> Result<Json<Vec<LocalInfo>>, ApiError> {
-    let store = state.node.store().clone();
-    Ok(Json(blocking(move || Ok(local_infos(&store)?)).await?))
+    Ok(Json(state.node.local_datasets().await?.into_iter().map(LocalInfo::from).collect()))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -383,7 +300,7 @@ pub(crate) async fn get(
         return Err(ApiError::bad_request(format!("dir {} must be absolute", body.dir.display())));
     }
     if body.target.parse::<ContentId>().is_err() {
-        crate::node::parse_name(&body.target)?;
+        lien_node::node::parse_name(&body.target)?;
     }
     let timeout = Duration::from_secs(body.timeout_secs.unwrap_or(60).max(1));
     let node = state.node.clone();
@@ -408,31 +325,21 @@ pub(crate) async fn connect(
 ) -> Result<Json<ConnectResult>, ApiError> {
     let addr: libp2p::Multiaddr =
         body.addr.parse().map_err(|e| ApiError::bad_request(format!("invalid multiaddr {:?}: {e}", body.addr)))?;
-    if crate::network::peer_id_of(&addr).is_none() {
+    if lien_node::network::peer_id_of(&addr).is_none() {
         return Err(ApiError::bad_request(format!("{addr} does not end in /p2p/<peer id>")));
     }
     let peer = state.node.connect(addr).await.map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, e.to_string()))?;
     Ok(Json(ConnectResult { peer_id: peer.to_string() }))
 }
 
-fn held(store: &Store, id: &ContentId) -> Result<LocalDataset, ApiError> {
-    store.local(id)?.ok_or_else(|| ApiError::not_found(format!("dataset {id} is not held here")))
-}
-
 async fn set_pinned(state: ApiState, id: String, pinned: bool) -> Result<Json<LocalChange>, ApiError> {
     let id = parse_id(&id)?;
-    let store = state.node.store().clone();
-    blocking(move || {
-        let mut d = held(&store, &id)?;
-        d.pinned = pinned;
-        store.put_local(&d)?;
-        Ok(Json(LocalChange {
-            id: id.to_string(),
-            action: if pinned { "pinned" } else { "unpinned" }.into(),
-            detail: d.root.display().to_string(),
-        }))
-    })
-    .await
+    let d = state.node.set_pinned(id, pinned).await?;
+    Ok(Json(LocalChange {
+        id: id.to_string(),
+        action: if pinned { "pinned" } else { "unpinned" }.into(),
+        detail: d.root.display().to_string(),
+    }))
 }
 
 /// `POST /v1/local/{id}/pin`
@@ -451,97 +358,29 @@ pub(crate) async fn unpin(
     set_pinned(state, id, false).await
 }
 
-/// `DELETE /v1/local/{id}`: forgets the dataset and stops serving its files. Files inside the
-/// node's data folder are deleted; files fetched to or published from a folder of the user's
-/// are left where they are. A file shared with another local dataset is kept.
+/// `DELETE /v1/local/{id}`: forgets the dataset and stops serving its files (`Node::remove_local`:
+/// files in the node's data folder are deleted, those in a folder of the user's left in place,
+/// files another local dataset lists kept).
 pub(crate) async fn remove(
     State(state): State<ApiState>,
     UrlPath(id): UrlPath<String>,
 ) -> Result<Json<LocalChange>, ApiError> {
     let id = parse_id(&id)?;
-    let store = state.node.store().clone();
-    let data_dir = state.node.config().data_dir();
-    blocking(move || {
-        let d = held(&store, &id)?;
-        let mut shared = std::collections::HashSet::new();
-        for other in store.locals()? {
-            if other.manifest == id {
-                continue;
-            }
-            if let Some(m) = store.manifest(&other.manifest)? {
-                shared.extend(files_of(&store, &m)?.unwrap_or_default().into_iter().map(|e| e.id));
-            }
-        }
-        let entries = match store.manifest(&id)? {
-            Some(m) => files_of(&store, &m)?.unwrap_or_default(),
-            None => Vec::new(),
-        };
-        store.remove_local(&id)?;
-        let (mut deleted, mut left) = (0, 0);
-        for e in entries.iter().filter(|e| !shared.contains(&e.id)) {
-            let Some(rec) = store.file(&e.id)? else { continue };
-            store.remove_file(&e.id)?;
-            if is_inside(&rec.path, &data_dir) {
-                match std::fs::remove_file(&rec.path) {
-                    Ok(()) => deleted += 1,
-                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(err) => tracing::warn!(path = %rec.path.display(), "cannot delete: {err}"),
-                }
-            } else {
-                left += 1;
-            }
-        }
-        if is_inside(&d.root, &data_dir) && shared.is_empty() {
-            let _ = std::fs::remove_dir_all(&d.root);
-        }
-        Ok(Json(LocalChange {
-            id: id.to_string(),
-            action: "removed".into(),
-            detail: format!("{deleted} files deleted, {left} left in place under {}", d.root.display()),
-        }))
-    })
-    .await
+    let r = state.node.remove_local(id).await?;
+    Ok(Json(LocalChange {
+        id: id.to_string(),
+        action: "removed".into(),
+        detail: format!("{} files deleted, {} left in place under {}", r.deleted, r.left, r.root.display()),
+    }))
 }
 
-fn is_inside(path: &Path, dir: &Path) -> bool {
-    match (path.canonicalize(), dir.canonicalize()) {
-        (Ok(p), Ok(d)) => p.starts_with(d),
-        _ => path.starts_with(dir),
-    }
-}
-
-/// `POST /v1/local/{id}/verify`: re-hashes every file of a local dataset.
+/// `POST /v1/local/{id}/verify`: re-hashes every file of a local dataset (`Node::verify_local`).
 pub(crate) async fn verify(
     State(state): State<ApiState>,
     UrlPath(id): UrlPath<String>,
 ) -> Result<Json<VerifyReport>, ApiError> {
     let id = parse_id(&id)?;
-    let store = state.node.store().clone();
-    let threads = state.node.config().hash_threads();
-    blocking(move || {
-        held(&store, &id)?;
-        let m = store.manifest(&id)?.ok_or_else(|| ApiError::not_found(format!("no manifest {id} is known here")))?;
-        let entries = files_of(&store, &m)?
-            .ok_or_else(|| ApiError::not_found(format!("the file list of {id} is not stored here")))?;
-        let mut files = Vec::new();
-        for e in &entries {
-            let (status, detail) = match store.file(&e.id)? {
-                None => ("missing", "not held".to_owned()),
-                Some(rec) if !rec.complete => ("partial", rec.path.display().to_string()),
-                Some(rec) => match std::fs::File::open(&rec.path).and_then(|f| {
-                    hash_reader(std::io::BufReader::with_capacity(1 << 20, f), e.chunk_size, threads, |_| {})
-                }) {
-                    Ok(d) if d.id == e.id && d.size == e.size => ("ok", rec.path.display().to_string()),
-                    Ok(d) => {
-                        ("damaged", format!("{}: content hashes to {} ({} bytes)", rec.path.display(), d.id, d.size))
-                    }
-                    Err(err) => ("missing", format!("{}: {err}", rec.path.display())),
-                },
-            };
-            files.push(VerifyFile { path: e.path.to_string(), status: status.into(), detail });
-        }
-        let ok = files.iter().all(|f| f.status == "ok");
-        Ok(Json(VerifyReport { id: id.to_string(), ok, files }))
-    })
-    .await
+    let checks = state.node.verify_local(id).await?;
+    let ok = checks.iter().all(|f| f.state == FileState::Ok);
+    Ok(Json(VerifyReport { id: id.to_string(), ok, files: checks.into_iter().map(Into::into).collect() }))
 }

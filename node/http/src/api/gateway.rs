@@ -25,12 +25,17 @@ use axum::Json;
 use lien_protocol::{ChunkList, ChunkSize, ContentId, FileEntry, Manifest};
 use serde::Serialize;
 
+use lien_node::chunks::{load_chunk_list, mtime_ns, read_at};
+use lien_node::fetch::FetchOptions;
+use lien_node::local::files_of;
+use lien_node::store::FileRecord;
+
 use super::types::FileInfo;
-use super::v1::{files_of, parse_id, ActiveFetch};
-use super::{blocking, ApiError, ApiState};
-use crate::chunks::{load_chunk_list, mtime_ns, read_at};
-use crate::fetch::FetchOptions;
-use crate::store::FileRecord;
+use super::v1::{parse_id, ActiveFetch};
+use crate::error::ApiError;
+use crate::extract::blocking;
+use crate::state::ApiState;
+use crate::text::{escape, percent_encode};
 
 /// How long an on-demand fetch may look for providers.
 const GATEWAY_FETCH_TIMEOUT: Duration = Duration::from_secs(60);
@@ -108,7 +113,7 @@ fn refuse_restricted(manifest: &Manifest) -> Result<(), ApiError> {
 async fn fetch_on_demand(
     state: &ApiState,
     id: ContentId,
-    range: Option<crate::fetch::ChunkRange>,
+    range: Option<lien_node::fetch::ChunkRange>,
 ) -> Result<(), ApiError> {
     may_fetch(state, id).await?;
     let _one_at_a_time = state.gateway_fetch.lock().await;
@@ -140,7 +145,7 @@ async fn holds_chunks(state: &ApiState, file: ContentId, first: u64, last: u64) 
     blocking(move || {
         Ok(match (store.file(&file)?, store.have(&file)?) {
             (Some(r), _) if r.complete => true,
-            (Some(_), Some(bitmap)) => (first..=last).all(|i| crate::chunks::bit(&bitmap, i)),
+            (Some(_), Some(bitmap)) => (first..=last).all(|i| lien_node::chunks::bit(&bitmap, i)),
             _ => false,
         })
     })
@@ -198,24 +203,6 @@ fn sandboxed() -> [(header::HeaderName, HeaderValue); 2] {
         (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
         (header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("sandbox")),
     ]
-}
-
-/// Escapes text for HTML content and attribute values.
-pub(crate) fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
-}
-
-/// Percent-encodes one URL path segment (or query value): everything but unreserved characters.
-pub(crate) fn percent_encode(segment: &str) -> String {
-    let mut out = String::new();
-    for b in segment.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// A byte range `start..end` requested by a `Range` header.
@@ -311,7 +298,7 @@ pub(crate) async fn file(
     // served from its `.lien-part` files; every chunk is verified as it is read).
     let (first, last) = (start / entry.chunk_size.bytes(), end.saturating_sub(1) / entry.chunk_size.bytes());
     if size > 0 && !holds_chunks(&state, entry.id, first, last).await? {
-        fetch_on_demand(&state, id, Some(crate::fetch::ChunkRange { file: entry.id, first, last })).await?;
+        fetch_on_demand(&state, id, Some(lien_node::fetch::ChunkRange { file: entry.id, first, last })).await?;
     }
     let store = state.node.store().clone();
     let file_id = entry.id;
@@ -436,11 +423,5 @@ mod tests {
         assert_eq!(parse_range("bytes=0-1,5-6", 100), Whole);
         assert_eq!(parse_range("items=0-1", 100), Whole);
         assert_eq!(parse_range("bytes=0-0", 0), Unsatisfiable);
-    }
-
-    #[test]
-    fn html_is_escaped() {
-        assert_eq!(escape("<a href='x'>&</a>"), "&lt;a href=&#39;x&#39;&gt;&amp;&lt;/a&gt;");
-        assert_eq!(percent_encode("a b/ç"), "a%20b%2F%C3%A7");
     }
 }

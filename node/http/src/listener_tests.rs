@@ -13,8 +13,9 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::oneshot;
 use zeroize::Zeroizing;
 
-use super::{routers, serve_router, ApiConfig};
-use crate::{Node, NodeConfig, PublishRequest};
+use lien_node::{Node, NodeConfig, PublishRequest};
+
+use crate::{routers, serve_router, ApiConfig};
 
 const TOKEN: &str = "listener-test-token";
 /// Longest any one exchange may take.

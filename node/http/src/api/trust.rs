@@ -8,9 +8,12 @@ use lien_protocol::trust::{Admission, TrustRecord};
 use lien_protocol::PublisherKey;
 use serde::{Deserialize, Serialize};
 
-use super::{blocking, ApiError, ApiJson, ApiQuery, ApiState};
-use crate::audit::AuditEntry;
-use crate::store::TrustKind;
+use lien_node::audit::AuditEntry;
+use lien_node::store::TrustKind;
+
+use crate::error::ApiError;
+use crate::extract::{blocking, ApiJson, ApiQuery};
+use crate::state::ApiState;
 
 /// The trust store as `lien trust ls` shows it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -276,7 +279,7 @@ pub(crate) async fn audit(
         let mut last = std::collections::VecDeque::new();
         let mut entries = 0;
         if path.exists() {
-            for item in crate::audit::read(&path).map_err(|e| ApiError::internal(e.to_string()))? {
+            for item in lien_node::audit::read(&path).map_err(|e| ApiError::internal(e.to_string()))? {
                 entries += 1;
                 if let Ok((_, e)) = item {
                     last.push_back(e);

@@ -7,20 +7,16 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
-use super::v1::local_infos;
-use super::{blocking, ApiError, ApiState};
+use crate::error::ApiError;
+use crate::state::ApiState;
 
 /// `GET /metrics`
 pub(crate) async fn metrics(State(state): State<ApiState>) -> Result<Response, ApiError> {
     let peers = state.node.peers().await.map(|p| p.len()).unwrap_or(0);
     let stats = state.node.stats();
-    let store = state.node.store().clone();
-    let (store_bytes, data_bytes, catalog, locals) = blocking(move || {
-        let locals = local_infos(&store)?;
-        let store_bytes = std::fs::metadata(store.path()).map(|m| m.len()).unwrap_or(0);
-        Ok((store_bytes, locals.iter().map(|l| l.present).sum::<u64>(), store.manifest_count()?, locals.len()))
-    })
-    .await?;
+    let usage = state.node.usage().await?;
+    let (store_bytes, data_bytes, catalog, locals) =
+        (usage.store_bytes, usage.data_bytes, usage.catalog, usage.datasets);
     let rows: [(&str, &str, &str, u64); 15] = [
         ("lien_peers", "gauge", "Connected peers.", peers as u64),
         ("lien_bytes_in_total", "counter", "Chunk bytes fetched from peers.", stats.fetched.values().sum()),

@@ -1,14 +1,14 @@
-//! The portal's catalog index, held in memory: one entry per dataset name (its newest version
+//! The catalog's search index, held in memory: one entry per dataset name (its newest version
 //! known here) with a ranked full-text index and the facet fields (organisation, tags, license,
-//! file formats).
+//! file formats). It answers `Node::search`, `/v1/search` and every portal query.
 //!
-//! It is fed incrementally from the store's catalog sequence (`Store::catalog_page`), so a
-//! search costs one cheap "anything new?" read of the store plus in-memory work, and a node
-//! that learns a manifest sees it in its portal on the next request. Why not the store's word
-//! index: that one answers "which manifests hold every word" by range scans inside redb, with
-//! no relevance, no facets and every version of a name; a portal needs ranking, facet counts
-//! and filters over the current versions, which are cheap in memory (see `BENCHMARKS.md`: at
-//! most 22 ms per query at 100,000 datasets, against up to 195 ms for the store's word index).
+//! It is fed incrementally from the store's catalog sequence (`Store::catalog_page`, see
+//! [`super::Catalog`]), so a search costs one cheap "anything new?" read of the store plus
+//! in-memory work, and a node that learns a manifest finds it on the next search. It replaced
+//! the store's word index (range scans inside redb, no relevance, no facets, every version of a
+//! name): ranking, facet counts and filters over the current versions are cheap in memory (see
+//! `BENCHMARKS.md`: at most 22 ms per query at 100,000 datasets, against up to 195 ms for the
+//! store's word index).
 //!
 //! Ranking: each indexed word carries a weight per dataset, the sum over fields of
 //! `field boost × occurrences` (title 3, keywords and name 2, organisation and themes 1.5,

@@ -20,10 +20,14 @@ use axum::response::{IntoResponse, Response};
 use lien_protocol::ContentId;
 use serde::Deserialize;
 
-use super::index::{ckan_name, format_of, Field, Query, Sort};
+use lien_node::catalog::index::{ckan_name, format_of, Field, Query, Sort};
+
 use super::{iso_time, lookup, with_index, Detail};
-use crate::api::v1::local_infos;
-use crate::api::{blocking, escape, percent_encode, ApiError, ApiState};
+use crate::api::types::LocalInfo;
+use crate::error::ApiError;
+use crate::extract::blocking;
+use crate::state::ApiState;
+use crate::text::{escape, percent_encode};
 
 /// Results per search page.
 const PAGE_ROWS: usize = 20;
@@ -399,7 +403,7 @@ pub(crate) async fn node_page(State(state): State<ApiState>) -> Result<Response,
     let (locals, catalog, store_bytes) = blocking(move || {
         let store_bytes = std::fs::metadata(store.path()).map(|m| m.len()).unwrap_or(0);
         let mut locals = Vec::new();
-        for l in local_infos(&store)? {
+        for l in lien_node::local::summaries(&store)?.into_iter().map(LocalInfo::from) {
             let restricted = match l.id.parse::<ContentId>() {
                 Ok(id) => store.manifest(&id)?.is_some_and(|m| m.body().metadata.is_restricted()),
                 Err(_) => true, // cannot tell: keep it private

@@ -7,7 +7,8 @@
 //! - `dcat.rs`: the catalog as DCAT-AP 3 in JSON-LD (`/catalog.jsonld`) and Turtle (`/catalog.ttl`);
 //! - `web.rs`: server-rendered pages for people (`/` search with facets, `/dataset/{name}`,
 //!   `/node`), readable without JavaScript and with no asset from outside the node;
-//! - `index.rs`: the in-memory catalog index behind all three (ranking, facets, filters).
+//! - all three answer from the node's in-memory catalog index (`lien_node::catalog`: ranking,
+//!   facets, filters), the same one `/v1/search` and `Node::search` use.
 //!
 //! **Invariant:** nothing here changes state: every route is a read, so the portal may be served
 //! beyond loopback (`[api] portal_listen`) without the API token. The only side effect reachable
@@ -16,22 +17,20 @@
 
 pub(crate) mod ckan;
 pub(crate) mod dcat;
-pub mod index;
 pub(crate) mod web;
-
-use std::sync::RwLock;
 
 use axum::http::{header, HeaderMap};
 use axum::routing::get;
 use axum::Router;
+use lien_node::catalog::index::CatalogIndex;
+use lien_node::local::files_of;
+use lien_node::store::{LocalDataset, Store};
 use lien_protocol::{ContentId, FileEntry, Manifest};
 
-use crate::api::{blocking, ApiError, ApiState};
-use crate::store::{LocalDataset, Store};
-use index::CatalogIndex;
-
-/// Manifests read from the store per refresh step.
-const REFRESH_PAGE: u32 = 1000;
+use crate::error::ApiError;
+use crate::extract::blocking;
+use crate::state::ApiState;
+use crate::text::percent_encode;
 
 /// Portal settings (from the `[api]` table).
 #[derive(Debug, Clone, Default)]
@@ -42,67 +41,13 @@ pub struct PortalSettings {
     pub title: String,
 }
 
-/// The portal's shared state: settings and the catalog index.
-#[derive(Debug)]
-pub(crate) struct Portal {
-    pub(crate) settings: PortalSettings,
-    index: RwLock<CatalogIndex>,
-}
-
-impl Portal {
-    pub(crate) fn new(settings: PortalSettings) -> Self {
-        Portal { settings, index: RwLock::new(CatalogIndex::default()) }
-    }
-
-    /// Takes every manifest heard since the last refresh into the index (blocking).
-    pub(crate) fn refresh(&self, store: &Store) -> Result<(), ApiError> {
-        let after = self.read()?.after;
-        let (first, _, _) = store.catalog_page(after, 1)?;
-        if first.is_empty() {
-            return Ok(());
-        }
-        let mut index = self.index.write().map_err(|_| ApiError::internal("portal index lock poisoned"))?;
-        loop {
-            let (page, cursor, more) = store.catalog_page(index.after, REFRESH_PAGE)?;
-            // Catalog sequences are consecutive from 1, so the n-th manifest after `after` has
-            // sequence `after + n`.
-            let mut seq = index.after;
-            for bytes in &page {
-                seq += 1;
-                let Ok(m) = Manifest::decode(bytes) else {
-                    tracing::warn!("portal: a catalog manifest does not decode; skipped");
-                    continue;
-                };
-                let files = crate::api::files_of(store, &m)?;
-                index.add(&m, seq, files.as_deref());
-            }
-            index.after = cursor;
-            if !more || page.is_empty() {
-                break;
-            }
-        }
-        Ok(())
-    }
-
-    /// The index, for reading.
-    pub(crate) fn read(&self) -> Result<std::sync::RwLockReadGuard<'_, CatalogIndex>, ApiError> {
-        self.index.read().map_err(|_| ApiError::internal("portal index lock poisoned"))
-    }
-}
-
-/// Refreshes the index and runs `f` on it, off the async threads.
+/// Runs `f` on the node's catalog index (brought up to date first), off the async threads.
 pub(crate) async fn with_index<T: Send + 'static>(
     state: &ApiState,
     f: impl FnOnce(&CatalogIndex, &Store) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let portal = state.portal.clone();
-    let store = state.node.store().clone();
-    blocking(move || {
-        portal.refresh(&store)?;
-        let index = portal.read()?;
-        f(&index, &store)
-    })
-    .await
+    let node = state.node.clone();
+    blocking(move || node.with_catalog(f)?).await
 }
 
 /// The read-only portal routes (merged into the API, and served alone on `portal_listen`).
@@ -122,7 +67,7 @@ pub(crate) fn routes() -> Router<ApiState> {
 
 /// The base URL links are built on: the configured public URL, else `http://` + `Host`.
 pub(crate) fn base_url(state: &ApiState, headers: &HeaderMap) -> String {
-    if let Some(url) = &state.portal.settings.public_url {
+    if let Some(url) = &state.portal.public_url {
         return url.trim_end_matches('/').to_owned();
     }
     let host = headers
@@ -135,7 +80,7 @@ pub(crate) fn base_url(state: &ApiState, headers: &HeaderMap) -> String {
 
 /// The gateway URL of one file.
 pub(crate) fn download_url(base: &str, manifest: &ContentId, path: &str) -> String {
-    let encoded: Vec<String> = path.split('/').map(crate::api::percent_encode).collect();
+    let encoded: Vec<String> = path.split('/').map(percent_encode).collect();
     format!("{base}/d/{manifest}/{}", encoded.join("/"))
 }
 
@@ -155,7 +100,7 @@ impl Detail {
     /// Loads manifest `id` and what goes with it (blocking).
     pub(crate) fn load(store: &Store, id: &ContentId) -> Result<Option<Detail>, ApiError> {
         let Some(manifest) = store.manifest(id)? else { return Ok(None) };
-        let files = crate::api::files_of(store, &manifest)?;
+        let files = files_of(store, &manifest)?;
         let b = manifest.body();
         let versions = store.versions(&b.publisher, &b.slug)?;
         let local = store.local(id)?;

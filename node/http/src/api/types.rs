@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use lien_node::local::{FileCheck, LocalSummary};
+use lien_node::store::LocalKind;
 use serde::{Deserialize, Serialize};
 
 /// The body of every 4xx/5xx answer: `{"error": {"code": "...", "message": "..."}}`.
@@ -56,8 +58,8 @@ pub struct PeerInfo {
     pub agent: Option<String>,
 }
 
-impl From<crate::network::PeerInfo> for PeerInfo {
-    fn from(p: crate::network::PeerInfo) -> Self {
+impl From<lien_node::network::PeerInfo> for PeerInfo {
+    fn from(p: lien_node::network::PeerInfo) -> Self {
         Self { peer_id: p.peer_id, addrs: p.addrs, agent: p.agent }
     }
 }
@@ -169,6 +171,26 @@ pub struct LocalInfo {
     pub present: u64,
 }
 
+impl From<LocalSummary> for LocalInfo {
+    fn from(l: LocalSummary) -> Self {
+        LocalInfo {
+            id: l.id.to_string(),
+            name: l.name,
+            version: l.version,
+            title: l.title,
+            kind: match l.kind {
+                LocalKind::Published => "published".into(),
+                LocalKind::Fetched => "fetched".into(),
+            },
+            pinned: l.pinned,
+            complete: l.complete,
+            root: l.root,
+            size: l.size,
+            present: l.present,
+        }
+    }
+}
+
 /// `POST /v1/publish`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -266,8 +288,8 @@ pub struct GetResult {
     pub bad_peers: Vec<String>,
 }
 
-impl From<crate::fetch::FetchReport> for GetResult {
-    fn from(r: crate::fetch::FetchReport) -> Self {
+impl From<lien_node::fetch::FetchReport> for GetResult {
+    fn from(r: lien_node::fetch::FetchReport) -> Self {
         Self {
             manifest: r.manifest.to_string(),
             name: r.name,
@@ -351,6 +373,12 @@ pub struct VerifyFile {
     pub status: String,
     /// Details (the path on disk, or what was wrong).
     pub detail: String,
+}
+
+impl From<FileCheck> for VerifyFile {
+    fn from(f: FileCheck) -> Self {
+        VerifyFile { path: f.path, status: f.state.as_str().into(), detail: f.detail }
+    }
 }
 
 /// The answer to pin, unpin and rm.

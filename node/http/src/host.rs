@@ -14,7 +14,8 @@ use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::{ApiError, ApiState};
+use crate::error::ApiError;
+use crate::state::ApiState;
 
 /// The `Host` names one listener answers.
 #[derive(Debug, Clone)]
