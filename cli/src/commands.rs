@@ -231,7 +231,6 @@ pub async fn show(home: &Path, target: &str, out: &Out) -> Result<()> {
         ("license", &m.metadata.license),
         ("spatial", &m.metadata.spatial),
         ("temporal", &m.metadata.temporal),
-        ("organisation", &m.metadata.organisation),
         ("contact", &m.metadata.contact),
     ] {
         if !value.is_empty() {
@@ -244,6 +243,10 @@ pub async fn show(home: &Path, target: &str, out: &Out) -> Result<()> {
     out.line(format!("created:     {} (unix seconds)", m.created));
     out.line(format!("signature:   {}", m.signature));
     out.line(format!("trust:       {}", m.trust));
+    let organisation = m.organisation.describe();
+    if !organisation.is_empty() {
+        out.line(format!("organisation: {organisation}"));
+    }
     out.line(format!("size:        {} in {} files", bytes(m.size), m.file_count));
     match &m.files {
         Some(files) => {

@@ -820,6 +820,27 @@ fn trust_delegation_revocation_and_audit_through_the_cli() -> Result<()> {
     let id = id.stdout.trim().lines().last().context("no id")?.to_owned();
     let shown = scene.lien("strict", &["show", &id])?.ok()?;
     ensure!(shown.stdout.contains("delegated: Ministry of Health"), "{}", shown.stdout);
+    // The organisation shown is the one the trust chain verifies, said as such (issue 12, item 2),
+    // on the CLI and on the portal's dataset page.
+    ensure!(
+        shown.stdout.contains("organisation: Ministry of Health (verified: Ministry of Health)"),
+        "{}",
+        shown.stdout
+    );
+    let page = http(strict.api(), "GET", &format!("/dataset/{id}"), &[], b"")?;
+    let page = String::from_utf8_lossy(&page.body).into_owned();
+    ensure!(page.contains("Ministry of Health</span> <span class=verified>(verified by the trust chain)"), "{page}");
+    // What a publisher only declares is shown as declared.
+    let declared = dataset(&scene, "declared", &[("d.csv", 100)])?;
+    let args = ["publish", declared.to_str().context("path")?, "--name", "declared", "--title", "D"];
+    let did = scene.lien("root", &[&args[..], &["--organisation", "Bo Cong an"]].concat())?.ok()?;
+    let did = did.stdout.trim().lines().last().context("no id")?.to_owned();
+    let shown = scene.lien("root", &["show", &did])?.ok()?;
+    ensure!(
+        shown.stdout.contains("organisation: Bo Cong an (declared by the publisher, not verified)"),
+        "{}",
+        shown.stdout
+    );
 
     // Issue 12's attack, through the CLI only: a stranger delegates to the root, then revokes
     // it. The strict node does not use either record; the root's agency stays trusted.

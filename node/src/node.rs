@@ -440,6 +440,12 @@ impl Node {
         self.inner.trust.policy()
     }
 
+    /// The organisation that published `m`, as this node knows it: verified through the trust
+    /// chain when a root vouches for the publisher, else as the publisher declared it.
+    pub fn organisation_of(&self, m: &Manifest) -> crate::trust::Organisation {
+        crate::trust::Organisation::of(self.check_trust(m).ok(), &m.body().metadata.organisation)
+    }
+
     /// Whether this node trusts the manifest's publisher for its name, and how.
     pub fn check_trust(&self, m: &Manifest) -> Result<lien_protocol::trust::Trusted, lien_protocol::trust::TrustError> {
         self.inner.trust.check_manifest(m)
@@ -684,7 +690,8 @@ fn validate_name_record(key: &[u8], value: &[u8], existing: Option<&[u8]>) -> bo
     }
 }
 
-/// Handles events from the network task until it stops.
+/// Handles the network task's events until it stops. It never awaits the network task (whose bounded sends of
+/// events may be waiting on this loop): everything that talks back runs in a task of its own.
 async fn dispatch(inner: Arc<Inner>, mut events: mpsc::Receiver<NetEvent>) {
     let inbound = inner.inbound.clone();
     while let Some(event) = events.recv().await {
@@ -707,28 +714,36 @@ async fn dispatch(inner: Arc<Inner>, mut events: mpsc::Receiver<NetEvent>) {
                 });
             }
             NetEvent::Inbound { peer: _, request: Request::OpenBulk { version }, channel } => {
-                if let Some(server) = inner.bulk_server.as_ref().filter(|s| s.port() == 0) {
-                    // The port the listener got (the config may say /tcp/0) is known once listening.
-                    let addrs = inner.net.listen_addrs().await.unwrap_or_default();
-                    if let Some(port) = addrs.iter().find_map(tcp_port_of) {
-                        server.set_port(port);
+                // Never await the network task here: it may itself be waiting to hand us an
+                // event (both channels are bounded), so the answer is sent from a task.
+                let inner = inner.clone();
+                tokio::spawn(async move {
+                    if let Some(server) = inner.bulk_server.as_ref().filter(|s| s.port() == 0) {
+                        // The port the listener got (the config may say /tcp/0) is known once
+                        // listening.
+                        let addrs = inner.net.listen_addrs().await.unwrap_or_default();
+                        if let Some(port) = addrs.iter().find_map(tcp_port_of) {
+                            server.set_port(port);
+                        }
                     }
-                }
-                let response = match &inner.bulk_server {
-                    Some(server) if server.port() == 0 => Response::error(
-                        lien_protocol::wire::ErrorCode::NotFound,
-                        "the bulk channel is not listening yet",
-                    ),
-                    Some(server) if version == lien_protocol::bulk::VERSION => {
-                        Response::BulkPort { port: server.port() }
-                    }
-                    Some(_) => Response::error(lien_protocol::wire::ErrorCode::BadRequest, "unsupported bulk version"),
-                    None => Response::error(lien_protocol::wire::ErrorCode::NotFound, "this node has no bulk channel"),
-                };
-                let _ = inner
-                    .net
-                    .send(Command::Respond { slot: channel, response: TransferResponse::plain(response) })
-                    .await;
+                    let response = match &inner.bulk_server {
+                        Some(server) if server.port() == 0 => Response::error(
+                            lien_protocol::wire::ErrorCode::NotFound,
+                            "the bulk channel is not listening yet",
+                        ),
+                        Some(server) if version == lien_protocol::bulk::VERSION => {
+                            Response::BulkPort { port: server.port() }
+                        }
+                        Some(_) => {
+                            Response::error(lien_protocol::wire::ErrorCode::BadRequest, "unsupported bulk version")
+                        }
+                        None => {
+                            Response::error(lien_protocol::wire::ErrorCode::NotFound, "this node has no bulk channel")
+                        }
+                    };
+                    let response = TransferResponse::plain(response);
+                    let _ = inner.net.send(Command::Respond { slot: channel, response }).await;
+                });
             }
             NetEvent::Inbound { peer, request, channel } => {
                 let net = inner.net.clone();
@@ -740,7 +755,8 @@ async fn dispatch(inner: Arc<Inner>, mut events: mpsc::Receiver<NetEvent>) {
                 let permit = inbound.clone().try_acquire_owned();
                 let (Ok(permit), true) = (permit, !is_chunks || upload.is_some()) else {
                     let busy = TransferResponse::plain(Response::error(lien_protocol::wire::ErrorCode::Busy, "busy"));
-                    let _ = net.send(Command::Respond { slot: channel, response: busy }).await;
+                    // From a task, as every answer: see the OpenBulk arm.
+                    tokio::spawn(async move { net.send(Command::Respond { slot: channel, response: busy }).await });
                     continue;
                 };
                 let inner = inner.clone();

@@ -185,6 +185,48 @@ impl SharedTrust {
     }
 }
 
+/// Who published a dataset, as a node can tell it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Organisation {
+    /// Verified: a chain of delegations from a trusted root names it.
+    Verified {
+        /// The publisher's organisation, as its delegation names it.
+        name: String,
+        /// The organisations on the chain, publisher first, up to the root's delegation.
+        chain: Vec<String>,
+    },
+    /// Only what the publisher wrote in the manifest's metadata (nobody vouches for it).
+    Declared {
+        /// The organisation as written.
+        name: String,
+    },
+    /// Neither verified nor declared.
+    Unknown,
+}
+
+impl Organisation {
+    /// From a trust check's outcome and the manifest's self-declared organisation.
+    pub fn of(trusted: Option<Trusted>, declared: &str) -> Organisation {
+        match trusted {
+            Some(Trusted::Delegated { organisations }) if !organisations.is_empty() => {
+                Organisation::Verified { name: organisations[0].clone(), chain: organisations }
+            }
+            _ if !declared.trim().is_empty() => Organisation::Declared { name: declared.to_owned() },
+            _ => Organisation::Unknown,
+        }
+    }
+
+    /// One line for people: `NAME (verified: A <- B)`, `NAME (declared by the publisher)`.
+    pub fn describe(&self) -> String {
+        match self {
+            Organisation::Verified { name, chain } => format!("{name} (verified: {})", chain.join(" <- ")),
+            Organisation::Declared { name } => format!("{name} (declared by the publisher, not verified)"),
+            Organisation::Unknown => String::new(),
+        }
+    }
+}
+
 /// Stores admitted records (idempotent: a record already stored is skipped by id).
 fn store_records(store: &Store, records: &[TrustRecord]) -> Result<(), TrustStoreError> {
     for r in records {

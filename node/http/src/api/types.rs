@@ -140,6 +140,9 @@ pub struct ManifestInfo {
     /// after the manifest was stored).
     #[serde(default)]
     pub trust: String,
+    /// Who published it: verified through the trust chain, or only declared in the metadata.
+    #[serde(default = "unknown_organisation")]
+    pub organisation: lien_node::trust::Organisation,
     /// Every version of this name known here: (version, manifest id), oldest first.
     pub versions: Vec<(u64, String)>,
     /// Whether this node holds the dataset, and how completely.
@@ -390,4 +393,8 @@ pub struct LocalChange {
     pub action: String,
     /// Details (e.g. files removed, or left in place).
     pub detail: String,
+}
+
+fn unknown_organisation() -> lien_node::trust::Organisation {
+    lien_node::trust::Organisation::Unknown
 }

@@ -106,6 +106,7 @@ pub(crate) async fn show(
     let node = state.node.clone();
     let info = blocking(move || {
         let m = store.manifest(&id)?.ok_or_else(|| ApiError::not_found(format!("no manifest {id} is known here")))?;
+        let organisation = node.organisation_of(&m);
         let trust = match node.check_trust(&m) {
             Ok(lien_protocol::trust::Trusted::Open) => "open network (no trust roots configured)".to_owned(),
             Ok(lien_protocol::trust::Trusted::Direct) => "trusted directly".to_owned(),
@@ -136,6 +137,7 @@ pub(crate) async fn show(
             files,
             signature: "valid".into(),
             trust,
+            organisation,
             versions,
             local,
         })

@@ -303,24 +303,42 @@ fn dataset_body(state: &ApiState, d: &Detail, providers: Option<Vec<String>>) ->
         escape(b.slug.as_str())
     );
     h.push_str("<h2>Metadata</h2><table class=metadata>");
-    let mut row = |k: &str, v: &str| {
+    fn row(h: &mut String, k: &str, v: &str) {
         if !v.is_empty() {
             let _ = write!(h, "<tr><th>{k}</th><td>{}</td></tr>", escape(v));
         }
-    };
-    row("Name", &m.name());
-    row("Version", &b.version.to_string());
-    row("Manifest id", &id.to_string());
-    row("Organisation", &md.organisation);
-    row("License", &md.license);
-    row("Keywords", &md.keywords.join(", "));
-    row("Themes", &md.themes.join(", "));
-    row("Spatial", &md.spatial);
-    row("Temporal", &md.temporal);
-    row("Contact", &md.contact);
-    row("Languages", &md.languages.join(", "));
-    row("Published", &format!("{} UTC", iso_time(b.created).replace('T', " ")));
-    row("Signature", "valid (ed25519, checked when the manifest was received)");
+    }
+    row(&mut h, "Name", &m.name());
+    row(&mut h, "Version", &b.version.to_string());
+    row(&mut h, "Manifest id", &id.to_string());
+    // Verified through the trust chain, or only declared by the publisher: said as such.
+    match state.node.organisation_of(m) {
+        lien_node::trust::Organisation::Verified { name, chain } => {
+            let _ = write!(
+                h,
+                "<tr><th>Organisation</th><td><span title=\"{}\">{}</span> <span class=verified>(verified by the trust chain)</span></td></tr>",
+                escape(&format!("chain: {}", chain.join(" \u{2190} "))),
+                escape(&name)
+            );
+        }
+        lien_node::trust::Organisation::Declared { name } => {
+            let _ = write!(
+                h,
+                "<tr><th>Organisation</th><td>{} <span class=declared>(declared by the publisher, not verified)</span></td></tr>",
+                escape(&name)
+            );
+        }
+        lien_node::trust::Organisation::Unknown => {}
+    }
+    row(&mut h, "License", &md.license);
+    row(&mut h, "Keywords", &md.keywords.join(", "));
+    row(&mut h, "Themes", &md.themes.join(", "));
+    row(&mut h, "Spatial", &md.spatial);
+    row(&mut h, "Temporal", &md.temporal);
+    row(&mut h, "Contact", &md.contact);
+    row(&mut h, "Languages", &md.languages.join(", "));
+    row(&mut h, "Published", &format!("{} UTC", iso_time(b.created).replace('T', " ")));
+    row(&mut h, "Signature", "valid (ed25519, checked when the manifest was received)");
     h.push_str("</table>");
 
     let _ = write!(h, "<h2>Files</h2><table class=files id=files><thead><tr><th>File</th><th>Size</th><th>Format</th><th>BLAKE3</th></tr></thead><tbody>");
