@@ -32,6 +32,7 @@ pub mod network;
 pub mod node;
 pub mod output;
 pub mod publish;
+pub mod seeding;
 pub mod server;
 pub mod stats;
 pub mod store;

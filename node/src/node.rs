@@ -105,6 +105,8 @@ pub(crate) struct Inner {
     /// bulk channel) get `Busy`, so fetchers spread over other holders instead of all queueing
     /// at the publisher.
     pub(crate) uploads: Arc<crate::bulk::slots::UploadSlots>,
+    /// What this node handed out of the files it seeds (super-seeding, `seeding.rs`).
+    pub(crate) seeding: crate::seeding::SeedLedger,
     /// Inbound requests being answered (libp2p and the bulk channel); beyond
     /// `MAX_INBOUND_IN_FLIGHT` requests get `Busy`.
     pub(crate) inbound: Arc<Semaphore>,
@@ -243,6 +245,7 @@ impl Node {
             audit,
             fetch_locks: Default::default(),
             uploads,
+            seeding: Default::default(),
             inbound: Arc::new(Semaphore::new(MAX_INBOUND_IN_FLIGHT)),
             bulk_identity,
             bulk_server: bulk.as_ref().map(|(_, _, server)| server.clone()),
@@ -768,6 +771,7 @@ async fn dispatch(inner: Arc<Inner>, mut events: mpsc::Receiver<NetEvent>) {
                             &answer_inner.stats,
                             &answer_inner.audit,
                             &answer_inner.trust,
+                            &answer_inner.seeding,
                             &peer,
                             request,
                             answer_inner.config.adversary_corrupt_chunks,

@@ -10,6 +10,7 @@ use lien_protocol::ChunkSize;
 use crate::audit::AuditLog;
 use crate::chunks::{bit, chunk_list_key, load_chunk_list, mtime_ns, read_at};
 use crate::network::TransferResponse;
+use crate::seeding::SeedLedger;
 use crate::stats::Stats;
 use crate::store::Store;
 use crate::trust::SharedTrust;
@@ -19,11 +20,15 @@ fn err(code: ErrorCode, message: impl Into<String>) -> TransferResponse {
 }
 
 /// Computes the answer to `request` from `peer` (blocking: run it off the async threads).
+/// `seeding` rations what a seed of a file hands out while several peers fetch it
+/// ([`crate::seeding`]).
+#[allow(clippy::too_many_arguments)] // the node's serving parts, each used here
 pub fn answer(
     store: &Store,
     stats: &Stats,
     audit: &AuditLog,
     trust: &SharedTrust,
+    seeding: &SeedLedger,
     peer: &PeerId,
     request: Request,
     corrupt: bool,
@@ -45,7 +50,7 @@ pub fn answer(
             }
         }
     }
-    match answer_inner(store, stats, audit, trust, peer, request) {
+    match answer_inner(store, stats, audit, trust, seeding, peer, request) {
         Ok(mut r) => {
             if corrupt {
                 // Adversary mode (simulations and tests only): flip a bit of every chunk sent.
@@ -87,6 +92,7 @@ fn answer_inner(
     stats: &Stats,
     audit: &AuditLog,
     trust: &SharedTrust,
+    seeding: &SeedLedger,
     peer: &PeerId,
     request: Request,
 ) -> Result<TransferResponse, Box<dyn std::error::Error>> {
@@ -108,6 +114,7 @@ fn answer_inner(
         Request::Have { file } => match (store.file(&file)?, store.have(&file)?) {
             (Some(rec), Some(bitmap)) => {
                 let count = ChunkSize::new(rec.chunk_size)?.count(rec.size);
+                let bitmap = if rec.complete { seeding.advertise(*peer, &file, count, bitmap) } else { bitmap };
                 TransferResponse::plain(Response::Have { count, bitmap })
             }
             _ => err(ErrorCode::NotFound, format!("no file {file}")),
@@ -121,6 +128,11 @@ fn answer_inner(
             let end = first.saturating_add(u64::from(count));
             if end > total || u64::from(count) * chunk_size.bytes() > MAX_CHUNKS_PAYLOAD {
                 return Ok(err(ErrorCode::BadRequest, "chunk range out of bounds or too large"));
+            }
+            if rec.complete && !seeding.admit(*peer, &file, total, first, count) {
+                // Super-seeding: others got these chunks from us already; ask them (or ask
+                // again: a second request is served).
+                return Ok(err(ErrorCode::NotFound, "chunks handed out already; ask other holders first"));
             }
             if !rec.complete {
                 let bitmap = store.have(&file)?.unwrap_or_default();

@@ -304,6 +304,7 @@ fn answer(inner: &Arc<Inner>, peer: PeerId, request: Request) -> Pending {
             &inner.stats,
             &inner.audit,
             &inner.trust,
+            &inner.seeding,
             &peer,
             request,
             inner.config.adversary_corrupt_chunks,
