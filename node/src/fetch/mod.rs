@@ -11,10 +11,10 @@
 //! what was not yet durable. A peer that sends bad data is never asked again; a peer that fails
 //! or vanishes costs a retry elsewhere.
 //!
-//! By phase: [`locate`] finds providers, the manifest, the file list and the chunk lists;
-//! [`plan`] prepares the output folder and the queue of work; the download loop here does the
-//! requests ([`request`]) that the pure [`schedule`] assigns and feeds it their outcomes;
-//! [`write`] verifies, writes, syncs and marks chunks and finishes files.
+//! By phase: `locate` finds providers, the manifest, the file list and the chunk lists;
+//! `plan` prepares the output folder and the queue of work; the download loop here does the
+//! requests (`request`) that the pure `schedule` assigns and feeds it their outcomes;
+//! `write` verifies, writes, syncs and marks chunks and finishes files.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
