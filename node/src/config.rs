@@ -359,8 +359,8 @@ mod tests {
     fn test_switches_cannot_be_set_from_the_file() {
         let e = NodeConfig::parse("[node]\nadversary_corrupt_chunks = true\n").unwrap_err();
         assert!(e.contains("unknown field"), "{e}");
-        let mut c = NodeConfig::default();
-        c.adversary_corrupt_chunks = true; // from code (the simulator, the tests) it still is
+        // From code (the simulator, the tests) it still is.
+        let c = NodeConfig { adversary_corrupt_chunks: true, ..NodeConfig::default() };
         assert!(c.validate().is_ok());
     }
 
