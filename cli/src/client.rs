@@ -16,6 +16,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use zeroize::Zeroizing;
 
+use crate::host::{ApiPlan, Host, Settings};
+
 /// A client of one running daemon.
 pub struct Api {
     base: String,
@@ -24,15 +26,8 @@ pub struct Api {
     http: reqwest::Client,
     /// What the daemon wrote in `daemon.json`.
     pub info: DaemonInfo,
-    /// The temporary in-process node and server, when no daemon runs.
-    local: Option<LocalServer>,
-}
-
-/// A temporary node serving the API in this process.
-struct LocalServer {
-    node: lien_node::Node,
-    stop: tokio::sync::oneshot::Sender<()>,
-    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// The temporary in-process node and its API, when no daemon runs.
+    local: Option<Host>,
 }
 
 impl Api {
@@ -73,24 +68,18 @@ impl Api {
             bail!("{} is not a lien home (create one with `lien init` or `lien daemon`)", home.display());
         }
         let token = home::ensure_token(home)?;
-        let mut config = lien_node::NodeConfig::load(home)?;
+        let Settings { node: mut config, api: mut api_config } = Settings::load(home)?;
         config.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().context("loopback multiaddr")?];
         config.bootstrap.clear();
+        api_config.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        api_config.portal_listen = None;
         tracing::info!("no daemon runs for {}: using a temporary node", home.display());
-        let node = lien_node::Node::start(config).await.map_err(|e| crate::daemon::start_error(home, e))?;
-        let listener = match tokio::net::TcpListener::bind(("127.0.0.1", 0)).await {
-            Ok(l) => l,
-            Err(e) => {
-                node.shutdown().await;
-                return Err(e).context("cannot listen on 127.0.0.1 for the temporary node's API");
-            }
+        let host = Host::start(home, config, Some(ApiPlan { config: api_config, token: token.clone() })).await?;
+        let Some(addr) = host.api_addr else {
+            host.stop().await;
+            bail!("the temporary node's API is not served");
         };
-        let addr = listener.local_addr().context("the temporary API listener has no address")?;
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let api_config = lien_http::ApiConfig::load(home)?;
-        let server = tokio::spawn(lien_http::serve(listener, node.clone(), token.clone(), &api_config, async {
-            let _ = stopped.await;
-        }));
+        let node = &host.node;
         let info = DaemonInfo {
             peer_id: node.peer_id().to_string(),
             listen_addrs: Vec::new(),
@@ -103,7 +92,7 @@ impl Api {
             token: Some(token),
             http: http_client()?,
             info,
-            local: Some(LocalServer { node, stop, server }),
+            local: Some(host),
         })
     }
 
@@ -114,10 +103,8 @@ impl Api {
 
     /// Stops the temporary node, if any.
     pub async fn close(self) {
-        if let Some(local) = self.local {
-            let _ = local.stop.send(());
-            let _ = tokio::time::timeout(Duration::from_secs(5), local.server).await;
-            local.node.shutdown().await;
+        if let Some(host) = self.local {
+            host.stop().await;
         }
     }
 

@@ -13,10 +13,11 @@ use lien_http::api::types::{
     Progress, PublishBody, PublishResult, ResolveResult, StatusInfo, VerifyReport,
 };
 use lien_node::home;
-use lien_node::{FetchOptions, FetchProgress, Node, NodeConfig};
+use lien_node::{FetchOptions, FetchProgress, Node, Target};
 use reqwest::Method;
 
 use crate::client::{with_api, Api};
+use crate::host::{Host, Settings};
 use crate::output::{bytes, Bar, Out};
 use crate::{GetArgs, ImportCkanArgs, PublishArgs, SearchArgs, StatusArgs};
 
@@ -111,7 +112,7 @@ async fn get_through_daemon(api: &Api, args: &GetArgs, dir: PathBuf) -> Result<G
             .await
             .with_context(|| format!("cannot connect to {addr}"))?;
     }
-    let body = GetBody { target: args.target.clone(), dir, timeout_secs: Some(args.timeout) };
+    let body = GetBody { target: args.target.to_string(), dir, timeout_secs: Some(args.timeout) };
     let bar = Bar::new(true);
     let result = api.stream::<GetResult>("/v1/get", &body, |p| bar.update(p)).await;
     bar.finish();
@@ -130,16 +131,15 @@ fn any_port(addr: &Multiaddr) -> Multiaddr {
 }
 
 async fn get_without_daemon(home: &Path, args: &GetArgs, dir: &Path) -> Result<GetResult> {
-    let mut config = NodeConfig::load(home)?;
+    let Settings { node: mut config, .. } = Settings::load(home)?;
     config.listen =
         if args.listen.is_empty() { config.listen.iter().map(any_port).collect() } else { args.listen.clone() };
     config.bootstrap.extend(args.bootstrap.iter().cloned());
-    config.validate()?;
     let wants_peers = !config.bootstrap.is_empty();
     tracing::info!("no daemon runs for {}: starting a temporary node", home.display());
-    let node = Node::start(config).await.map_err(|e| crate::daemon::start_error(home, e))?;
-    let result = fetch_with(&node, args, dir, wants_peers).await;
-    node.shutdown().await;
+    let host = Host::start(home, config, None).await?;
+    let result = fetch_with(&host.node, args, dir, wants_peers).await;
+    host.stop().await;
     result
 }
 
@@ -161,7 +161,7 @@ async fn fetch_with(node: &Node, args: &GetArgs, dir: &Path, wants_peers: bool) 
             progress_bar.update(Progress { done: p.done, total: p.total, peers: p.peers })
         })),
     };
-    let result = node.fetch(&args.target, dir, opts).await;
+    let result = node.fetch_target(&args.target, dir, opts).await;
     bar.finish();
     Ok(result.with_context(|| format!("cannot get {}", args.target))?.into())
 }
@@ -196,12 +196,12 @@ pub async fn search(home: &Path, args: SearchArgs, out: &Out) -> Result<()> {
     Ok(())
 }
 
-async fn resolve(api: &Api, target: &str) -> Result<String> {
-    match target.split_once('/') {
-        None => Ok(target.to_owned()),
-        Some((publisher, slug)) => {
+async fn resolve(api: &Api, target: &Target) -> Result<String> {
+    match target {
+        Target::Id(id) => Ok(id.to_string()),
+        Target::Name { publisher, slug } => {
             let r: ResolveResult = api
-                .get(&format!("/v1/names/{}/{}", query_value(publisher), query_value(slug)))
+                .get(&format!("/v1/names/{}/{}", query_value(&publisher.to_string()), query_value(slug.as_str())))
                 .await
                 .with_context(|| format!("cannot resolve {target}"))?;
             Ok(r.id)
@@ -210,7 +210,7 @@ async fn resolve(api: &Api, target: &str) -> Result<String> {
 }
 
 /// `lien show`
-pub async fn show(home: &Path, target: &str, out: &Out) -> Result<()> {
+pub async fn show(home: &Path, target: &Target, out: &Out) -> Result<()> {
     let m: ManifestInfo = with_api(home, async |api| {
         let id = resolve(api, target).await?;
         api.get(&format!("/v1/datasets/{id}")).await

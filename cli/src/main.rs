@@ -17,6 +17,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod client;
 mod commands;
 mod daemon;
+mod host;
 mod imports;
 mod output;
 mod trust;
@@ -234,7 +235,7 @@ pub struct StatusArgs {
 pub struct GetArgs {
     /// Manifest id (64 hex) or PUBLISHER/NAME.
     #[arg(value_name = "ID|PUBLISHER/NAME", value_parser = parse_target)]
-    pub target: String,
+    pub target: lien_node::Target,
     /// Folder to put the files in (created if missing).
     #[arg(short = 'o', long = "output", value_name = "DIR")]
     pub output: PathBuf,
@@ -266,7 +267,7 @@ pub struct SearchArgs {
 pub struct TargetArg {
     /// Manifest id (64 hex) or PUBLISHER/NAME.
     #[arg(value_name = "ID|PUBLISHER/NAME", value_parser = parse_target)]
-    pub target: String,
+    pub target: lien_node::Target,
 }
 
 /// A manifest id.
@@ -287,11 +288,9 @@ fn parse_id(s: &str) -> Result<String, String> {
         .map_err(|e| format!("not a manifest id (64 hex digits): {e}"))
 }
 
-fn parse_target(s: &str) -> Result<String, String> {
-    if s.parse::<lien_protocol::ContentId>().is_ok() {
-        return Ok(s.to_ascii_lowercase());
-    }
-    lien_node::node::parse_name(s).map(|_| s.to_owned()).map_err(|e| e.to_string())
+/// Parses a dataset target once, where it comes in; commands get the typed value.
+fn parse_target(s: &str) -> Result<lien_node::Target, String> {
+    s.parse().map_err(|e: lien_node::target::TargetError| e.to_string())
 }
 
 /// The home folder: `--home`, else `$LIEN_HOME`, else `~/.lien`.

@@ -110,7 +110,7 @@ pub(crate) async fn run(inner: Arc<Inner>) {
         let peer = inner.catch_up.next().await;
         match inner.net.peer_addrs(peer).await {
             Ok(addrs) if !addrs.is_empty() => {
-                tokio::spawn(catch_up_with(inner.clone(), peer));
+                inner.tasks.spawn(catch_up_with(inner.clone(), peer));
             }
             Ok(_) => {
                 tracing::debug!(%peer, "not catching up: no longer connected");

@@ -118,8 +118,10 @@ pub struct NodeConfig {
     /// `lien_protocol::bulk`) when the peer offers one. Off, or on a private network, every byte
     /// goes over libp2p.
     pub bulk_transfer: bool,
-    /// Adversary mode for simulations and tests: serve corrupted chunk bytes. Never set this on
-    /// a real node.
+    /// Adversary mode for simulations and tests: serve corrupted chunk bytes. Set from code
+    /// only (the simulator and the tests): `lien.toml` cannot set it (the key is refused as
+    /// unknown), so no operator can turn a real node into an adversary by configuration.
+    #[serde(skip)]
     pub adversary_corrupt_chunks: bool,
 }
 
@@ -173,32 +175,57 @@ struct FileConfig {
     api: Option<toml::Table>,
 }
 
-impl NodeConfig {
-    /// A config for `home` with every other setting at its default (for tests and tools).
-    pub fn for_home(home: &Path) -> Self {
-        Self { home: home.to_path_buf(), ..Self::default() }
-    }
+/// `HOME/lien.toml` read once: the node's settings, and the `[api]` table as it was written, for
+/// the HTTP front end to type (this crate knows nothing of HTTP).
+#[derive(Debug, Clone, Default)]
+pub struct ConfigFile {
+    /// The file (it may not exist: then every setting is at its default).
+    pub path: PathBuf,
+    /// The `[node]` table with the home folder, validated.
+    pub node: NodeConfig,
+    /// The `[api]` table, untyped (empty when missing).
+    pub api: toml::Table,
+}
 
-    /// Loads `HOME/lien.toml` when it exists (else the defaults) and validates it.
+impl ConfigFile {
+    /// Reads `HOME/lien.toml` when it exists (else the defaults) and validates the node's table.
     pub fn load(home: &Path) -> Result<Self, ConfigError> {
         let path = home.join("lien.toml");
-        let mut config = if path.exists() {
+        let mut file = if path.exists() {
             let text =
                 std::fs::read_to_string(&path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
             Self::parse(&text).map_err(|message| ConfigError::Parse { path: path.clone(), message })?
         } else {
             Self::default()
         };
-        config.home = home.to_path_buf();
-        config.validate()?;
-        Ok(config)
+        file.path = path;
+        file.node.home = home.to_path_buf();
+        file.node.validate()?;
+        Ok(file)
+    }
+
+    /// Parses the text of a `lien.toml` (not validated).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let file: FileConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        Ok(Self { path: PathBuf::new(), node: file.node.unwrap_or_default(), api: file.api.unwrap_or_default() })
+    }
+}
+
+impl NodeConfig {
+    /// A config for `home` with every other setting at its default (for tests and tools).
+    pub fn for_home(home: &Path) -> Self {
+        Self { home: home.to_path_buf(), ..Self::default() }
+    }
+
+    /// Loads `HOME/lien.toml` when it exists (else the defaults) and validates it (the node's
+    /// table only: [`ConfigFile::load`] gives the `[api]` table too).
+    pub fn load(home: &Path) -> Result<Self, ConfigError> {
+        Ok(ConfigFile::load(home)?.node)
     }
 
     /// Parses the text of a `lien.toml`.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let file: FileConfig = toml::from_str(text).map_err(|e| e.to_string())?;
-        let _ = file.api;
-        Ok(file.node.unwrap_or_default())
+        Ok(ConfigFile::parse(text)?.node)
     }
 
     /// Checks every value once.
@@ -326,5 +353,25 @@ mod tests {
         let e = NodeConfig::parse("[node]\nbootstrap = [\"/ip4/127.0.0.1/tcp/1\"]\n").unwrap().validate().unwrap_err();
         assert!(e.to_string().contains("/p2p/"), "{e}");
         assert!(NodeConfig::parse("[node]\nnetwrk = \"x\"\n").unwrap_err().contains("unknown field"));
+    }
+
+    #[test]
+    fn test_switches_cannot_be_set_from_the_file() {
+        let e = NodeConfig::parse("[node]\nadversary_corrupt_chunks = true\n").unwrap_err();
+        assert!(e.contains("unknown field"), "{e}");
+        // From code (the simulator, the tests) it still is.
+        let c = NodeConfig { adversary_corrupt_chunks: true, ..NodeConfig::default() };
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn one_read_gives_both_tables() {
+        let f = ConfigFile::parse("[node]\nnetwork = \"x\"\n[api]\nlisten = \"127.0.0.1:1\"\n").unwrap();
+        assert_eq!(f.node.network, "x");
+        assert_eq!(f.api.get("listen").and_then(|v| v.as_str()), Some("127.0.0.1:1"));
+        let dir = std::env::temp_dir().join(format!("lien-config-test-{}", std::process::id()));
+        let f = ConfigFile::load(&dir).unwrap();
+        assert!(f.api.is_empty(), "no file: an empty [api] table");
+        assert_eq!(f.node.home, dir);
     }
 }

@@ -14,7 +14,8 @@
 //! - [`catalog`]: the in-memory, ranked catalog index every search answers from;
 //! - [`local`]: the datasets held here (sizes, removal, verification);
 //! - [`home`]: the files of a home folder (`lien init`, the API token, `daemon.json`);
-//! - [`node`]: the running node tying them together.
+//! - [`node`]: the running node tying them together; `tasks.rs`: every task it spawns, stopped
+//!   and awaited by [`Node::shutdown`].
 
 pub mod audit;
 /// The bulk data channel: chunk traffic on TLS 1.3 beside the libp2p connection.
@@ -36,9 +37,12 @@ pub mod seeding;
 pub mod server;
 pub mod stats;
 pub mod store;
+pub mod target;
+mod tasks;
 pub mod trust;
 
-pub use config::NodeConfig;
+pub use config::{ConfigFile, NodeConfig};
 pub use fetch::{FetchOptions, FetchProgress, FetchReport};
 pub use node::{Node, NodeError};
 pub use publish::PublishRequest;
+pub use target::Target;

@@ -12,6 +12,7 @@ use lien_protocol::wire::{Request, Response};
 use lien_protocol::{ContentId, Manifest, PublisherKey, PublisherSecret, Slug};
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::audit::{AuditError, AuditLog};
 use crate::catalog::index::{CatalogIndex, Query};
@@ -26,6 +27,8 @@ use crate::network::{
 use crate::publish::{self, PublishError, PublishRequest};
 use crate::stats::{Stats, StatsSnapshot};
 use crate::store::{LocalDataset, LocalKind, Store, StoreError};
+use crate::target::Target;
+use crate::tasks::Tasks;
 use crate::trust::{SharedTrust, TrustStoreError};
 use lien_protocol::trust::Admission;
 
@@ -37,6 +40,10 @@ const EVENT_CAPACITY: usize = 1024;
 const MAX_REDIALS: usize = 16;
 /// How long one redial may take.
 const REDIAL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long [`Node::shutdown`] waits for each stage (tasks, network task, blocking work).
+const STOP_LIMIT: Duration = Duration::from_secs(10);
+/// How often [`Node::shutdown`] looks whether blocking work has given the store back.
+const STOP_POLL: Duration = Duration::from_millis(5);
 
 /// Why the node could not start or an operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -120,13 +127,24 @@ pub(crate) struct Inner {
     pub(crate) catch_up: crate::catch_up::CatchUpQueue,
     /// The in-memory catalog index every search answers from (filled on the first search).
     pub(crate) catalog: Catalog,
+    /// Every task the node spawns, and the token that stops them.
+    pub(crate) tasks: Tasks,
 }
 
 /// A running Lien node. Cheap to clone; call [`Node::shutdown`] to stop it.
 #[derive(Clone)]
 pub struct Node {
+    shared: Arc<Shared>,
+}
+
+/// What every clone of a [`Node`] shares. Clones of `Node` share this one `Arc<Inner>`, so the
+/// count of `inner` beyond one is the number of tasks still holding the node's state.
+struct Shared {
     inner: Arc<Inner>,
-    tasks: Arc<std::sync::Mutex<Vec<JoinHandle<()>>>>,
+    /// The network task (stopped last, after every task that may still talk to it).
+    net_task: std::sync::Mutex<Option<JoinHandle<()>>>,
+    /// Handles on the store held by the node itself (any more belong to running work).
+    own_store_handles: usize,
 }
 
 impl std::fmt::Debug for Node {
@@ -252,25 +270,34 @@ impl Node {
             bulk_clients: Default::default(),
             catch_up: Default::default(),
             catalog: Catalog::default(),
+            tasks: Tasks::default(),
         });
-        let dispatcher = tokio::spawn(dispatch(inner.clone(), events_rx));
-        let mut tasks = vec![net_task, dispatcher, tokio::spawn(crate::catch_up::run(inner.clone()))];
+        let own_store_handles = inner.store.handles();
+        inner.tasks.spawn(dispatch(inner.clone(), events_rx));
+        inner.tasks.spawn(crate::catch_up::run(inner.clone()));
         if inner.config.min_peers > 0 {
-            tasks.push(tokio::spawn(keep_connected(inner.clone())));
+            inner.tasks.spawn(keep_connected(inner.clone()));
         }
         if let Some((_, accepted, server)) = bulk {
-            tasks.push(tokio::spawn(crate::bulk::accept_loop(inner.clone(), server, accepted)));
+            inner.tasks.spawn(crate::bulk::accept_loop(inner.clone(), server, accepted));
         }
-        let node = Node { inner, tasks: Arc::new(std::sync::Mutex::new(tasks)) };
-        node.reconnect_known_peers().await;
-        node.resume_fetches()?;
-        node.reannounce().await?;
+        let shared = Shared { inner, net_task: std::sync::Mutex::new(Some(net_task)), own_store_handles };
+        let node = Node { shared: Arc::new(shared) };
+        node.reconnect_known_peers();
+        let resumed = match node.resume_fetches() {
+            Ok(()) => node.reannounce().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = resumed {
+            node.shutdown().await;
+            return Err(e);
+        }
         Ok(node)
     }
 
     /// This node's peer id.
     pub fn peer_id(&self) -> PeerId {
-        self.inner.net.peer_id()
+        self.shared.inner.net.peer_id()
     }
 
     /// This node's own key in publisher-key form: what a root delegates to give this node read
@@ -281,34 +308,34 @@ impl Node {
 
     /// This node's publisher key.
     pub fn publisher(&self) -> PublisherKey {
-        self.inner.secret.public()
+        self.shared.inner.secret.public()
     }
 
     /// The node's config.
     pub fn config(&self) -> &NodeConfig {
-        &self.inner.config
+        &self.shared.inner.config
     }
 
     /// The node's shared state (tests inside the crate).
     #[cfg(test)]
     pub(crate) fn inner(&self) -> &Arc<Inner> {
-        &self.inner
+        &self.shared.inner
     }
 
     /// The handle to the node's network task (for tools and tests that speak the protocol).
     pub fn network(&self) -> &NetworkHandle {
-        &self.inner.net
+        &self.shared.inner.net
     }
 
     /// The node's store.
     pub fn store(&self) -> &Store {
-        &self.inner.store
+        &self.shared.inner.store
     }
 
     /// Listen addresses ending in `/p2p/<peer id>`, waiting up to 5 s for the first one.
     pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, NodeError> {
         for _ in 0..100 {
-            let addrs = self.inner.net.listen_addrs().await?;
+            let addrs = self.shared.inner.net.listen_addrs().await?;
             if !addrs.is_empty() {
                 return Ok(addrs);
             }
@@ -319,22 +346,22 @@ impl Node {
 
     /// Connects to a peer at `addr` (ending in `/p2p/<peer id>`).
     pub async fn connect(&self, addr: Multiaddr) -> Result<PeerId, NodeError> {
-        Ok(self.inner.net.dial(addr, Duration::from_secs(10)).await?)
+        Ok(self.shared.inner.net.dial(addr, Duration::from_secs(10)).await?)
     }
 
     /// Connected peers.
     pub async fn peers(&self) -> Result<Vec<PeerInfo>, NodeError> {
-        Ok(self.inner.net.peers().await?)
+        Ok(self.shared.inner.net.peers().await?)
     }
 
     /// This node's gossip score of `peer` and whether it keeps `peer` in its manifest mesh.
     pub async fn gossip_standing(&self, peer: PeerId) -> Result<(Option<f64>, bool), NodeError> {
-        Ok(self.inner.net.gossip_standing(peer).await?)
+        Ok(self.shared.inner.net.gossip_standing(peer).await?)
     }
 
     /// Transfer statistics.
     pub fn stats(&self) -> StatsSnapshot {
-        self.inner.stats.snapshot()
+        self.shared.inner.stats.snapshot()
     }
 
     /// Publishes a file or folder: hash, sign, store, gossip, provide, name record.
@@ -343,7 +370,7 @@ impl Node {
         req: PublishRequest,
         progress: Arc<dyn Fn(u64, u64) + Send + Sync>,
     ) -> Result<Manifest, NodeError> {
-        let inner = self.inner.clone();
+        let inner = self.shared.inner.clone();
         let manifest = tokio::task::spawn_blocking(move || {
             let data_dir = inner.config.data_dir();
             publish::prepare(&inner.store, &data_dir, &inner.secret, &req, inner.config.hash_threads(), &*progress)
@@ -356,12 +383,12 @@ impl Node {
 
     /// Gossips a manifest, provides it in the DHT and stores its name record.
     async fn announce(&self, manifest: &Manifest) -> Result<(), NodeError> {
-        let net = &self.inner.net;
+        let net = &self.shared.inner.net;
         net.send(Command::Announce { bytes: manifest.bytes().to_vec() }).await?;
         net.send(Command::Provide { key: manifest.id() }).await?;
         if manifest.body().publisher == self.publisher() {
             let b = manifest.body();
-            let record = NameRecord::sign(&self.inner.secret, b.slug.clone(), b.version, manifest.id())
+            let record = NameRecord::sign(&self.shared.inner.secret, b.slug.clone(), b.version, manifest.id())
                 .and_then(|r| r.encode())
                 .map_err(|e| NodeError::Record(e.to_string()))?;
             net.send(Command::PutRecord { key: name_key(&b.publisher, &b.slug), value: record }).await?;
@@ -371,20 +398,20 @@ impl Node {
 
     /// Provides every complete local dataset again (after a restart).
     async fn reannounce(&self) -> Result<(), NodeError> {
-        for local in self.inner.store.locals()? {
+        for local in self.shared.inner.store.locals()? {
             if local.complete {
-                self.inner.net.send(Command::Provide { key: local.manifest }).await?;
+                self.shared.inner.net.send(Command::Provide { key: local.manifest }).await?;
             }
         }
         Ok(())
     }
 
-    async fn reconnect_known_peers(&self) {
-        let Ok(peers) = self.inner.store.known_peers(32) else { return };
+    fn reconnect_known_peers(&self) {
+        let Ok(peers) = self.shared.inner.store.known_peers(32) else { return };
         for (_, addrs) in peers {
             for addr in addrs.iter().filter_map(|a| a.parse::<Multiaddr>().ok()) {
-                let net = self.inner.net.clone();
-                tokio::spawn(async move {
+                let net = self.shared.inner.net.clone();
+                self.shared.inner.tasks.spawn(async move {
                     let _ = net.dial(addr, Duration::from_secs(10)).await;
                 });
             }
@@ -392,35 +419,41 @@ impl Node {
     }
 
     fn resume_fetches(&self) -> Result<(), NodeError> {
-        for local in self.inner.store.locals()? {
+        for local in self.shared.inner.store.locals()? {
             if local.kind == LocalKind::Fetched && !local.complete {
                 tracing::info!(manifest = %local.manifest.short(), "resuming fetch");
-                let inner = self.inner.clone();
-                let handle = tokio::spawn(async move {
+                let inner = self.shared.inner.clone();
+                self.shared.inner.tasks.spawn(async move {
                     if let Err(e) = fetch::fetch(&inner, local.manifest, &local.root, FetchOptions::default()).await {
                         tracing::warn!(manifest = %local.manifest.short(), "resumed fetch failed: {e}");
                     }
                 });
-                if let Ok(mut t) = self.tasks.lock() {
-                    t.push(handle);
-                }
             }
         }
         Ok(())
     }
 
-    /// Resolves a manifest id (64 hex) or `publisher/slug` to the newest known manifest id.
+    /// Resolves a manifest id (64 hex) or `publisher/slug` to the newest known manifest id
+    /// (text from callers that have not parsed it: see [`Node::resolve_target`]).
     pub async fn resolve(&self, target: &str) -> Result<ContentId, NodeError> {
-        if let Ok(id) = target.parse::<ContentId>() {
-            return Ok(id);
-        }
-        let (publisher, slug) = parse_name(target)?;
-        let local = self.inner.store.resolve(&publisher, &slug)?;
+        self.resolve_target(&parse_target(target)?).await
+    }
+
+    /// Resolves a target to a manifest id: an id is itself; a name is the highest version
+    /// known locally or in the DHT.
+    pub async fn resolve_target(&self, target: &Target) -> Result<ContentId, NodeError> {
+        let (publisher, slug) = match target {
+            Target::Id(id) => return Ok(*id),
+            Target::Name { publisher, slug } => (publisher, slug),
+        };
+        let local = self.shared.inner.store.resolve(publisher, slug)?;
         let mut best = local;
-        let records = self.inner.net.get_record(name_key(&publisher, &slug)).await.unwrap_or_default();
+        let records = self.shared.inner.net.get_record(name_key(publisher, slug)).await.unwrap_or_default();
         for bytes in records {
             if let Ok(r) = NameRecord::decode(&bytes) {
-                if r.body.publisher == publisher && r.body.slug == slug && best.is_none_or(|(v, _)| r.body.version > v)
+                if r.body.publisher == *publisher
+                    && r.body.slug == *slug
+                    && best.is_none_or(|(v, _)| r.body.version > v)
                 {
                     best = Some((r.body.version, r.body.manifest));
                 }
@@ -429,18 +462,29 @@ impl Node {
         best.map(|(_, id)| id).ok_or_else(|| NodeError::NotFound(format!("no dataset named {target} is known")))
     }
 
-    /// Fetches dataset `target` (id or `publisher/slug`) into folder `root`.
+    /// Fetches dataset `target` (id or `publisher/slug`, as text) into folder `root`; see
+    /// [`Node::fetch_target`].
     pub async fn fetch(&self, target: &str, root: &Path, opts: FetchOptions) -> Result<FetchReport, NodeError> {
-        let id = match tokio::time::timeout(opts.timeout, self.resolve(target)).await {
+        self.fetch_target(&parse_target(target)?, root, opts).await
+    }
+
+    /// Fetches dataset `target` into folder `root`.
+    pub async fn fetch_target(
+        &self,
+        target: &Target,
+        root: &Path,
+        opts: FetchOptions,
+    ) -> Result<FetchReport, NodeError> {
+        let id = match tokio::time::timeout(opts.timeout, self.resolve_target(target)).await {
             Ok(r) => r?,
             Err(_) => return Err(NodeError::NotFound(format!("timed out resolving {target}"))),
         };
-        Ok(fetch::fetch(&self.inner, id, root, opts).await?)
+        Ok(fetch::fetch(&self.shared.inner, id, root, opts).await?)
     }
 
     /// The trust policy in force (config plus keys added by the operator).
     pub fn trust_policy(&self) -> lien_protocol::trust::TrustPolicy {
-        self.inner.trust.policy()
+        self.shared.inner.trust.policy()
     }
 
     /// The organisation that published `m`, as this node knows it: verified through the trust
@@ -451,23 +495,23 @@ impl Node {
 
     /// Whether this node trusts the manifest's publisher for its name, and how.
     pub fn check_trust(&self, m: &Manifest) -> Result<lien_protocol::trust::Trusted, lien_protocol::trust::TrustError> {
-        self.inner.trust.check_manifest(m)
+        self.shared.inner.trust.check_manifest(m)
     }
 
     /// Whether `key` is revoked.
     pub fn is_revoked(&self, key: &PublisherKey) -> bool {
-        self.inner.trust.is_revoked(key)
+        self.shared.inner.trust.is_revoked(key)
     }
 
     /// Trust records held in memory because their issuer is not trusted here (not stored, not
     /// forwarded, not served; used if the issuer becomes trusted).
     pub fn trust_records_waiting(&self) -> usize {
-        self.inner.trust.waiting()
+        self.shared.inner.trust.waiting()
     }
 
     /// Trusts `key` as a root or a publisher (stored; survives restarts).
     pub async fn trust_add(&self, key: PublisherKey, kind: crate::store::TrustKind) -> Result<(), NodeError> {
-        let inner = self.inner.clone();
+        let inner = self.shared.inner.clone();
         tokio::task::spawn_blocking(move || {
             inner.store.set_trusted_key(&key, kind)?;
             Ok(inner.trust.reload_policy(&inner.config, &inner.store)?)
@@ -479,7 +523,7 @@ impl Node {
     /// Stops trusting `key` directly; returns false if it was not in the store (keys from
     /// `lien.toml` are removed there).
     pub async fn trust_remove(&self, key: PublisherKey) -> Result<bool, NodeError> {
-        let inner = self.inner.clone();
+        let inner = self.shared.inner.clone();
         tokio::task::spawn_blocking(move || {
             let removed = inner.store.remove_trusted_key(&key)?;
             inner.trust.reload_policy(&inner.config, &inner.store)?;
@@ -511,7 +555,7 @@ impl Node {
             can_delegate,
         };
         let record = TrustRecord::Delegation(
-            Delegation::sign(&self.inner.secret, body).map_err(|e| NodeError::Record(e.to_string()))?,
+            Delegation::sign(&self.shared.inner.secret, body).map_err(|e| NodeError::Record(e.to_string()))?,
         );
         Ok(self.import_trust_record(record.encode().map_err(|e| NodeError::Record(e.to_string()))?).await?.0)
     }
@@ -519,7 +563,7 @@ impl Node {
     /// Signs a revocation of `subject` with this node's publisher key, keeps it and gossips it.
     pub async fn revoke(&self, subject: PublisherKey, reason: &str) -> Result<Vec<u8>, NodeError> {
         use lien_protocol::trust::{Revocation, TrustRecord};
-        let r = Revocation::sign(&self.inner.secret, subject, crate::trust::now_secs(), reason)
+        let r = Revocation::sign(&self.shared.inner.secret, subject, crate::trust::now_secs(), reason)
             .map_err(|e| NodeError::Record(e.to_string()))?;
         let bytes = TrustRecord::Revocation(r).encode().map_err(|e| NodeError::Record(e.to_string()))?;
         Ok(self.import_trust_record(bytes).await?.0)
@@ -529,25 +573,25 @@ impl Node {
     /// trusted here (or is this node's own key) it is stored and gossiped; otherwise it is held
     /// in memory only, and the returned [`Admission`] says so.
     pub async fn import_trust_record(&self, bytes: Vec<u8>) -> Result<(Vec<u8>, Admission), NodeError> {
-        let inner = self.inner.clone();
+        let inner = self.shared.inner.clone();
         let kept = bytes.clone();
         let admission = tokio::task::spawn_blocking(move || inner.trust.accept(&inner.store, &kept))
             .await
             .map_err(|e| NodeError::Task(e.to_string()))??;
-        if matches!(admission, Admission::Admitted | Admission::Known) && self.inner.trust.serves_bytes(&bytes) {
-            self.inner.net.send(Command::AnnounceTrust { bytes: bytes.clone() }).await?;
+        if matches!(admission, Admission::Admitted | Admission::Known) && self.shared.inner.trust.serves_bytes(&bytes) {
+            self.shared.inner.net.send(Command::AnnounceTrust { bytes: bytes.clone() }).await?;
         }
         Ok((bytes, admission))
     }
 
     /// The audit log's path.
     pub fn audit_path(&self) -> PathBuf {
-        self.inner.config.home.join(crate::audit::AUDIT_FILE)
+        self.shared.inner.config.home.join(crate::audit::AUDIT_FILE)
     }
 
     /// Verifies the audit log: (entries, hash of the last entry), or where it is broken.
     pub fn audit_verify(&self) -> Result<(u64, ContentId), AuditError> {
-        self.inner.audit.sync()?;
+        self.shared.inner.audit.sync()?;
         crate::audit::verify(&self.audit_path())
     }
 
@@ -560,7 +604,7 @@ impl Node {
         opts: FetchOptions,
         range: crate::fetch::ChunkRange,
     ) -> Result<FetchReport, NodeError> {
-        Ok(fetch::fetch_range(&self.inner, id, root, opts, range).await?)
+        Ok(fetch::fetch_range(&self.shared.inner, id, root, opts, range).await?)
     }
 
     /// Searches the catalog: the newest version of each matching name, best match first (see
@@ -570,7 +614,7 @@ impl Node {
         let docs = self.with_catalog(|index, _| index.search(&q).docs)?;
         let mut found = Vec::with_capacity(docs.len());
         for doc in docs {
-            if let Some(m) = self.inner.store.manifest(&doc.id)? {
+            if let Some(m) = self.shared.inner.store.manifest(&doc.id)? {
                 found.push(m);
             }
         }
@@ -580,15 +624,15 @@ impl Node {
     /// Brings the catalog index up to date and runs `f` on it (with the store, to load what the
     /// index points at). Blocking: call it off the async threads.
     pub fn with_catalog<T>(&self, f: impl FnOnce(&CatalogIndex, &Store) -> T) -> Result<T, NodeError> {
-        let catalog = &self.inner.catalog;
-        catalog.refresh(&self.inner.store)?;
+        let catalog = &self.shared.inner.catalog;
+        catalog.refresh(&self.shared.inner.store)?;
         let index = catalog.read()?;
-        Ok(f(&index, &self.inner.store))
+        Ok(f(&index, &self.shared.inner.store))
     }
 
     /// The files of `manifest`, if its list is inline or stored here. Blocking.
     pub fn files_of(&self, manifest: &Manifest) -> Result<Option<Vec<lien_protocol::FileEntry>>, NodeError> {
-        Ok(local::files_of(&self.inner.store, manifest)?)
+        Ok(local::files_of(&self.shared.inner.store, manifest)?)
     }
 
     /// Runs blocking work on the node's inner state off the async threads.
@@ -596,7 +640,7 @@ impl Node {
         &self,
         f: impl FnOnce(&Inner) -> Result<T, NodeError> + Send + 'static,
     ) -> Result<T, NodeError> {
-        let inner = self.inner.clone();
+        let inner = self.shared.inner.clone();
         tokio::task::spawn_blocking(move || f(&inner)).await.map_err(|e| NodeError::Task(e.to_string()))?
     }
 
@@ -628,16 +672,45 @@ impl Node {
 
     /// A manifest from the catalog.
     pub fn manifest(&self, id: &ContentId) -> Result<Option<Manifest>, NodeError> {
-        Ok(self.inner.store.manifest(id)?)
+        Ok(self.shared.inner.store.manifest(id)?)
     }
 
-    /// Stops the network and every background task.
+    /// A token cancelled when the node begins to shut down (cancelling it does not stop the
+    /// node): what servers built on the node (the HTTP API) stop with.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shared.inner.tasks.stop_token().child_token()
+    }
+
+    /// Stops every task the node spawned and waits for them: the loops, catch-up, fetches and
+    /// mirrors stop at their next await, answers being sent are finished, then the network task
+    /// stops. When this returns, no task of the node holds its store any more: once the caller
+    /// drops its `Node` handles, the store can be opened again at once. Calling it again is
+    /// harmless.
     pub async fn shutdown(&self) {
-        let _ = self.inner.net.send(Command::Shutdown).await;
-        let tasks = self.tasks.lock().map(|mut t| std::mem::take(&mut *t)).unwrap_or_default();
-        for t in tasks {
-            t.abort();
-            let _ = t.await;
+        let inner = &self.shared.inner;
+        if !inner.tasks.stop(STOP_LIMIT).await {
+            tracing::warn!("some node tasks were still running {STOP_LIMIT:?} after the stop");
+        }
+        let net_task = self.shared.net_task.lock().ok().and_then(|mut t| t.take());
+        if let Some(mut task) = net_task {
+            let _ = tokio::time::timeout(STOP_LIMIT, inner.net.send(Command::Shutdown)).await;
+            if tokio::time::timeout(STOP_LIMIT, &mut task).await.is_err() {
+                tracing::warn!("the network task did not stop within {STOP_LIMIT:?}; aborting it");
+                task.abort();
+                let _ = task.await;
+            }
+        }
+        // Work the tasks started on the blocking pool (an fsync, a store write) cannot be
+        // cancelled: it ends on its own, soon. Wait for it to give back the node's state.
+        let released = || Arc::strong_count(inner) == 1 && inner.store.handles() <= self.shared.own_store_handles;
+        for _ in 0..STOP_LIMIT.as_millis() / STOP_POLL.as_millis() {
+            if released() {
+                return;
+            }
+            tokio::time::sleep(STOP_POLL).await;
+        }
+        if !released() {
+            tracing::warn!("blocking work still holds the store {STOP_LIMIT:?} after the stop");
         }
     }
 }
@@ -672,12 +745,15 @@ fn open_audit_log(path: &Path) -> Result<AuditLog, NodeError> {
 
 /// Splits `publisher/slug`.
 pub fn parse_name(text: &str) -> Result<(PublisherKey, Slug), NodeError> {
-    let (p, s) = text
-        .split_once('/')
-        .ok_or_else(|| NodeError::Invalid(format!("{text:?} is neither a 64-hex manifest id nor PUBLISHER/NAME")))?;
-    let publisher = p.parse().map_err(|e| NodeError::Invalid(format!("bad publisher in {text:?}: {e}")))?;
-    let slug = s.parse().map_err(|e| NodeError::Invalid(format!("bad dataset name in {text:?}: {e}")))?;
-    Ok((publisher, slug))
+    match parse_target(text)? {
+        Target::Name { publisher, slug } => Ok((publisher, slug)),
+        Target::Id(_) => Err(NodeError::Invalid(format!("{text:?} is a manifest id, not PUBLISHER/NAME"))),
+    }
+}
+
+/// Parses a manifest id or `publisher/slug`, as bad input when it is neither.
+pub fn parse_target(text: &str) -> Result<Target, NodeError> {
+    text.parse().map_err(|e: crate::target::TargetError| NodeError::Invalid(e.to_string()))
 }
 
 /// A DHT record is accepted only if it is a valid name record stored under its own key, with a
@@ -700,17 +776,20 @@ async fn dispatch(inner: Arc<Inner>, mut events: mpsc::Receiver<NetEvent>) {
     while let Some(event) = events.recv().await {
         match event {
             NetEvent::Manifest { bytes, source } => {
-                let inner = inner.clone();
-                tokio::spawn(async move {
+                let task_inner = inner.clone();
+                inner.tasks.spawn_to_end(async move {
+                    let inner = task_inner;
                     let keep_inner = inner.clone();
-                    let kept = tokio::task::spawn_blocking(move || match Manifest::decode(&bytes) {
-                        Ok(m) => keep_manifest(&keep_inner, &m).then_some(m),
-                        Err(e) => {
-                            tracing::debug!(%source, "dropping manifest: {e}");
-                            None
-                        }
-                    })
-                    .await;
+                    let kept = inner
+                        .tasks
+                        .spawn_blocking(move || match Manifest::decode(&bytes) {
+                            Ok(m) => keep_manifest(&keep_inner, &m).then_some(m),
+                            Err(e) => {
+                                tracing::debug!(%source, "dropping manifest: {e}");
+                                None
+                            }
+                        })
+                        .await;
                     if let Ok(Some(m)) = kept {
                         maybe_mirror(&inner, &m);
                     }
@@ -719,8 +798,9 @@ async fn dispatch(inner: Arc<Inner>, mut events: mpsc::Receiver<NetEvent>) {
             NetEvent::Inbound { peer: _, request: Request::OpenBulk { version }, channel } => {
                 // Never await the network task here: it may itself be waiting to hand us an
                 // event (both channels are bounded), so the answer is sent from a task.
-                let inner = inner.clone();
-                tokio::spawn(async move {
+                let task_inner = inner.clone();
+                inner.tasks.spawn_to_end(async move {
+                    let inner = task_inner;
                     if let Some(server) = inner.bulk_server.as_ref().filter(|s| s.port() == 0) {
                         // The port the listener got (the config may say /tcp/0) is known once
                         // listening.
@@ -759,31 +839,36 @@ async fn dispatch(inner: Arc<Inner>, mut events: mpsc::Receiver<NetEvent>) {
                 let (Ok(permit), true) = (permit, !is_chunks || upload.is_some()) else {
                     let busy = TransferResponse::plain(Response::error(lien_protocol::wire::ErrorCode::Busy, "busy"));
                     // From a task, as every answer: see the OpenBulk arm.
-                    tokio::spawn(async move { net.send(Command::Respond { slot: channel, response: busy }).await });
+                    inner.tasks.spawn_to_end(async move {
+                        net.send(Command::Respond { slot: channel, response: busy }).await
+                    });
                     continue;
                 };
-                let inner = inner.clone();
-                tokio::spawn(async move {
+                let task_inner = inner.clone();
+                inner.tasks.spawn_to_end(async move {
+                    let inner = task_inner;
                     let answer_inner = inner.clone();
-                    let response = tokio::task::spawn_blocking(move || {
-                        crate::server::answer(
-                            &answer_inner.store,
-                            &answer_inner.stats,
-                            &answer_inner.audit,
-                            &answer_inner.trust,
-                            &answer_inner.seeding,
-                            &peer,
-                            request,
-                            answer_inner.config.adversary_corrupt_chunks,
-                        )
-                    })
-                    .await
-                    .unwrap_or_else(|_| {
-                        TransferResponse::plain(Response::error(
-                            lien_protocol::wire::ErrorCode::Internal,
-                            "internal error",
-                        ))
-                    });
+                    let response = inner
+                        .tasks
+                        .spawn_blocking(move || {
+                            crate::server::answer(
+                                &answer_inner.store,
+                                &answer_inner.stats,
+                                &answer_inner.audit,
+                                &answer_inner.trust,
+                                &answer_inner.seeding,
+                                &peer,
+                                request,
+                                answer_inner.config.adversary_corrupt_chunks,
+                            )
+                        })
+                        .await
+                        .unwrap_or_else(|_| {
+                            TransferResponse::plain(Response::error(
+                                lien_protocol::wire::ErrorCode::Internal,
+                                "internal error",
+                            ))
+                        });
                     let _ = net.send(Command::Respond { slot: channel, response }).await;
                     drop(permit);
                     drop(upload);
@@ -793,13 +878,13 @@ async fn dispatch(inner: Arc<Inner>, mut events: mpsc::Receiver<NetEvent>) {
                 let store = inner.store.clone();
                 let shown = addr.clone().with_p2p(peer).map(|a| a.to_string()).unwrap_or_else(|a| a.to_string());
                 let peer_text = peer.to_string();
-                tokio::task::spawn_blocking(move || store.remember_peer(&peer_text, &[shown]));
+                inner.tasks.spawn_blocking(move || store.remember_peer(&peer_text, &[shown]));
                 inner.catch_up.offer(peer);
             }
             NetEvent::NameRecord { .. } => {}
             NetEvent::TrustRecord { bytes } => {
                 let (store, trust) = (inner.store.clone(), inner.trust.clone());
-                tokio::task::spawn_blocking(move || {
+                inner.tasks.spawn_blocking(move || {
                     if let Err(e) = trust.accept(&store, &bytes) {
                         tracing::info!("dropping a trust record: {e}");
                     }
@@ -879,8 +964,9 @@ pub(crate) fn maybe_mirror(inner: &Arc<Inner>, m: &Manifest) {
     if !inner.config.mirrors(m.body()) {
         return;
     }
-    let (inner, id) = (inner.clone(), m.id());
-    tokio::spawn(async move {
+    let (task_inner, id) = (inner.clone(), m.id());
+    inner.tasks.spawn(async move {
+        let inner = task_inner;
         let root = inner.config.data_dir().join("mirror").join(id.to_string());
         tracing::info!(manifest = %id.short(), "mirroring a dataset by policy");
         match crate::fetch::fetch(&inner, id, &root, FetchOptions::default()).await {

@@ -253,9 +253,9 @@ async fn a_node_stopped_mid_fetch_resumes_without_refetching_verified_chunks() -
     // Stop the node abruptly: the fetch task is cancelled wherever it is.
     fetching.abort();
     let _ = fetching.await;
+    // Shutdown waits for every task of the node: the store can be opened again at once.
     node.shutdown().await;
     drop(node);
-    tokio::time::sleep(Duration::from_millis(200)).await;
 
     let node = lien_node::Node::start(config).await?;
     wait_for("the resumed fetch", Duration::from_secs(60), || async {
@@ -267,6 +267,38 @@ async fn a_node_stopped_mid_fetch_resumes_without_refetching_verified_chunks() -
     assert!(refetched <= (total as u64) - (32 << 20), "resumed fetch downloaded {refetched} of {total} bytes again");
     assert!(!out.path().join("large.bin.lien-part").exists());
     node.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_node_lets_its_store_be_reopened_at_once() -> Result<()> {
+    // A serving node with a peer fetching from it (dispatcher, per-request tasks, bulk channel,
+    // catch-up all busy) is stopped and started again in the same home, with no pause between,
+    // several times: `shutdown` has waited for every task that held the store.
+    let a = TestNode::start(&[]).await?;
+    let src = tempfile::tempdir()?;
+    let data = make_dataset(src.path(), 21, &[("x.bin", 8 << 20)])?;
+    let m = a.node.publish(request(&data, "reopen", "Reopen", 1 << 20)?, quiet()).await?;
+    let home = tempfile::tempdir()?;
+    let mut config = lien_tests::test_config(home.path());
+    config.bootstrap = vec![a.addr.clone()];
+    for round in 0..4 {
+        let node = lien_node::Node::start(config.clone()).await.with_context(|| format!("restart {round}"))?;
+        let out = tempfile::tempdir()?;
+        let fetching = {
+            let node = node.clone();
+            let (id, root) = (m.id().to_string(), out.path().to_path_buf());
+            tokio::spawn(async move { node.fetch(&id, &root, FetchOptions::default()).await })
+        };
+        tokio::time::sleep(Duration::from_millis(50 * round)).await;
+        fetching.abort();
+        let _ = fetching.await;
+        node.shutdown().await;
+        drop(node);
+    }
+    let node = lien_node::Node::start(config).await.context("the last restart")?;
+    node.shutdown().await;
+    a.node.shutdown().await;
     Ok(())
 }
 

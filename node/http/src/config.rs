@@ -2,9 +2,8 @@
 //! the portal's settings, validated once.
 
 use std::net::SocketAddr;
-use std::path::Path;
 
-use lien_node::home;
+use lien_node::ConfigFile;
 use serde::{Deserialize, Serialize};
 
 use crate::listen::Timeouts;
@@ -57,14 +56,6 @@ impl Default for ApiConfig {
 /// Why the `[api]` table was rejected.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiConfigError {
-    /// The config file could not be read.
-    #[error("cannot read config {path}: {source}")]
-    Read {
-        /// The file.
-        path: std::path::PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
     /// The `[api]` table does not parse.
     #[error("invalid [api] table in {path}: {message}")]
     Parse {
@@ -82,15 +73,14 @@ pub enum ApiConfigError {
 }
 
 impl ApiConfig {
-    /// Reads the `[api]` table of `HOME/lien.toml` (defaults when the file or table is missing).
-    pub fn load(home: &Path) -> Result<Self, ApiConfigError> {
-        let path = home.join(home::CONFIG_FILE);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
-            Err(source) => return Err(ApiConfigError::Read { path, source }),
-        };
-        let config = Self::parse(&text).map_err(|message| ApiConfigError::Parse { path, message })?;
+    /// Types and validates the `[api]` table of a `lien.toml` read once by
+    /// [`lien_node::ConfigFile::load`] (defaults when the table is missing).
+    pub fn from_file(file: &ConfigFile) -> Result<Self, ApiConfigError> {
+        let config: ApiConfig = file
+            .api
+            .clone()
+            .try_into()
+            .map_err(|e: toml::de::Error| ApiConfigError::Parse { path: file.path.clone(), message: e.to_string() })?;
         config.validate()?;
         Ok(config)
     }
@@ -154,5 +144,16 @@ mod tests {
         assert!(ApiConfig::parse("[api]\nlisten = \"nope\"\n").is_err());
         assert!(ApiConfig::parse("[api]\nlistne = \"127.0.0.1:1\"\n").unwrap_err().contains("unknown field"));
         assert!(ApiConfig::parse("[node]\nnetwork = \"x\"\n").is_ok());
+    }
+
+    #[test]
+    fn the_api_table_of_a_file_read_once_is_typed_and_validated() {
+        let file = ConfigFile::parse("[api]\nlisten = \"127.0.0.1:9\"\n").unwrap();
+        assert_eq!(ApiConfig::from_file(&file).unwrap().listen, SocketAddr::from(([127, 0, 0, 1], 9)));
+        let file = ConfigFile::parse("[api]\nmax_body_bytes = 0\n").unwrap();
+        assert!(matches!(ApiConfig::from_file(&file), Err(ApiConfigError::Invalid("max_body_bytes"))));
+        let file = ConfigFile::parse("[api]\nlistne = \"127.0.0.1:9\"\n").unwrap();
+        assert!(ApiConfig::from_file(&file).unwrap_err().to_string().contains("unknown field"));
+        assert!(ApiConfig::from_file(&ConfigFile::default()).is_ok());
     }
 }

@@ -141,7 +141,7 @@ async fn open(inner: &Arc<Inner>, peer: PeerId) -> Result<Channel, String> {
     let config = identity.client_config(peer).map_err(|e| e.to_string())?;
     let stream = connect(config, ip, port).await?;
     let (requests, queue) = mpsc::channel(QUEUE);
-    tokio::spawn(run(stream, queue, inner.bulk_clients.pool.clone()));
+    inner.tasks.spawn(run(stream, queue, inner.bulk_clients.pool.clone()));
     Ok(Channel { requests })
 }
 

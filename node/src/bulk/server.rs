@@ -199,9 +199,9 @@ pub(crate) async fn accept_loop(inner: Arc<Inner>, server: Arc<BulkServer>, mut 
             tracing::debug!(%addr, "bulk channel: too many connections; refusing one");
             continue;
         };
-        let inner = inner.clone();
-        tokio::spawn(async move {
-            if let Err(e) = serve_connection(inner, admission, stream).await {
+        let task_inner = inner.clone();
+        inner.tasks.spawn(async move {
+            if let Err(e) = serve_connection(task_inner, admission, stream).await {
                 tracing::debug!(%addr, "bulk connection ended: {e}");
             }
         });
@@ -236,7 +236,7 @@ async fn serve_connection(inner: Arc<Inner>, admission: Admission, stream: TcpSt
     // One response waits while another is written: at most two slots per connection.
     let (tx, mut rx) = mpsc::channel::<Pending>(1);
     let write_inner = inner.clone();
-    let write_task = tokio::spawn(async move {
+    let write_task = inner.tasks.spawn_to_end(async move {
         while let Some((handle, slot, permit)) = rx.recv().await {
             let response = handle.await.unwrap_or_else(|_| internal());
             let sent = response.payload.len() as u64;
@@ -297,8 +297,9 @@ fn answer(inner: &Arc<Inner>, peer: PeerId, request: Request) -> Pending {
         },
         _ => None,
     };
-    let inner = inner.clone();
-    let handle = tokio::task::spawn_blocking(move || {
+    let answer_inner = inner.clone();
+    let handle = inner.tasks.spawn_blocking(move || {
+        let inner = answer_inner;
         crate::server::answer(
             &inner.store,
             &inner.stats,

@@ -223,6 +223,12 @@ pub struct Store {
 }
 
 impl Store {
+    /// How many handles (clones) of this store exist: the database closes when the last one
+    /// is dropped.
+    pub(crate) fn handles(&self) -> usize {
+        Arc::strong_count(&self.db)
+    }
+
     /// Opens the store at `path`, creating the file, its folder and all tables if missing.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {

@@ -152,8 +152,9 @@ pub(crate) async fn resolve(
     UrlPath((publisher, slug)): UrlPath<(String, String)>,
 ) -> Result<Json<ResolveResult>, ApiError> {
     let name = format!("{publisher}/{slug}");
-    lien_node::node::parse_name(&name)?;
-    match tokio::time::timeout(RESOLVE_TIMEOUT, state.node.resolve(&name)).await {
+    let (publisher, slug) = lien_node::node::parse_name(&name)?;
+    let target = lien_node::Target::Name { publisher, slug };
+    match tokio::time::timeout(RESOLVE_TIMEOUT, state.node.resolve_target(&target)).await {
         Ok(id) => Ok(Json(ResolveResult { id: id?.to_string() })),
         Err(_) => Err(ApiError::not_found(format!("timed out resolving {name}"))),
     }
@@ -301,9 +302,7 @@ pub(crate) async fn get(
     if !body.dir.is_absolute() {
         return Err(ApiError::bad_request(format!("dir {} must be absolute", body.dir.display())));
     }
-    if body.target.parse::<ContentId>().is_err() {
-        lien_node::node::parse_name(&body.target)?;
-    }
+    let target = lien_node::node::parse_target(&body.target)?;
     let timeout = Duration::from_secs(body.timeout_secs.unwrap_or(60).max(1));
     let node = state.node.clone();
     let active = state.fetches_active.clone();
@@ -313,7 +312,7 @@ pub(crate) async fn get(
             progress.send_replace(Progress { done: p.done, total: p.total, peers: p.peers });
         });
         let opts = FetchOptions { timeout, progress: Some(report) };
-        let r = node.fetch(&body.target, &body.dir, opts).await?;
+        let r = node.fetch_target(&target, &body.dir, opts).await?;
         tracing::info!(id = %r.manifest, name = %r.name, bytes = r.downloaded_bytes, "fetched");
         Ok(super::types::GetResult::from(r))
     })
