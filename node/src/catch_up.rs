@@ -21,7 +21,8 @@ use lien_protocol::wire::{Request, Response, MAX_CATALOG_PAGE};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::node::{keep_manifest, maybe_mirror, Inner};
+use crate::events::{keep_manifest, maybe_mirror};
+use crate::node::Inner;
 
 /// Peers caught up with per [`WINDOW`].
 pub(crate) const PEERS_PER_WINDOW: usize = 8;

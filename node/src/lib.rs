@@ -24,6 +24,7 @@ pub mod catalog;
 mod catch_up;
 pub mod chunks;
 pub mod config;
+mod events;
 pub mod fetch;
 pub mod hashing;
 pub mod home;

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use libp2p::{Multiaddr, PeerId};
 use lien_protocol::name::{name_key, NameRecord};
-use lien_protocol::wire::{Request, Response};
 use lien_protocol::{ContentId, Manifest, PublisherKey, PublisherSecret, Slug};
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
@@ -18,12 +17,11 @@ use crate::audit::{AuditError, AuditLog};
 use crate::catalog::index::{CatalogIndex, Query};
 use crate::catalog::{Catalog, CatalogError};
 use crate::config::NodeConfig;
+use crate::events::{dispatch, keep_connected, validate_name_record};
 use crate::fetch::{self, FetchError, FetchOptions, FetchReport};
 use crate::keyfile::{self, KeyFileError};
 use crate::local::{self, FileCheck, LocalError, LocalSummary, Removal};
-use crate::network::{
-    self, Command, NetError, NetEvent, NetworkHandle, NetworkSetup, PeerInfo, TransferResponse, Verdict,
-};
+use crate::network::{self, Command, NetError, NetworkHandle, NetworkSetup, PeerInfo, Verdict};
 use crate::publish::{self, PublishError, PublishRequest};
 use crate::stats::{Stats, StatsSnapshot};
 use crate::store::{LocalDataset, LocalKind, Store, StoreError};
@@ -37,9 +35,9 @@ pub(crate) const MAX_INBOUND_IN_FLIGHT: usize = 64;
 /// Capacity of the network → node event channel.
 const EVENT_CAPACITY: usize = 1024;
 /// Most addresses redialled in one reconnection round.
-const MAX_REDIALS: usize = 16;
+pub(crate) const MAX_REDIALS: usize = 16;
 /// How long one redial may take.
-const REDIAL_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const REDIAL_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long [`Node::shutdown`] waits for each stage (tasks, network task, blocking work).
 const STOP_LIMIT: Duration = Duration::from_secs(10);
 /// How often [`Node::shutdown`] looks whether blocking work has given the store back.
@@ -754,266 +752,4 @@ pub fn parse_name(text: &str) -> Result<(PublisherKey, Slug), NodeError> {
 /// Parses a manifest id or `publisher/slug`, as bad input when it is neither.
 pub fn parse_target(text: &str) -> Result<Target, NodeError> {
     text.parse().map_err(|e: crate::target::TargetError| NodeError::Invalid(e.to_string()))
-}
-
-/// A DHT record is accepted only if it is a valid name record stored under its own key, with a
-/// higher version than the record already held (a replayed old record cannot roll a name back).
-fn validate_name_record(key: &[u8], value: &[u8], existing: Option<&[u8]>) -> bool {
-    let Ok(r) = NameRecord::decode(value) else { return false };
-    if r.key().to_multihash_bytes() != key {
-        return false;
-    }
-    match existing.and_then(|e| NameRecord::decode(e).ok()) {
-        Some(old) => r.body.version > old.body.version,
-        None => true,
-    }
-}
-
-/// Handles the network task's events until it stops. It never awaits the network task (whose bounded sends of
-/// events may be waiting on this loop): everything that talks back runs in a task of its own.
-async fn dispatch(inner: Arc<Inner>, mut events: mpsc::Receiver<NetEvent>) {
-    let inbound = inner.inbound.clone();
-    while let Some(event) = events.recv().await {
-        match event {
-            NetEvent::Manifest { bytes, source } => {
-                let task_inner = inner.clone();
-                inner.tasks.spawn_to_end(async move {
-                    let inner = task_inner;
-                    let keep_inner = inner.clone();
-                    let kept = inner
-                        .tasks
-                        .spawn_blocking(move || match Manifest::decode(&bytes) {
-                            Ok(m) => keep_manifest(&keep_inner, &m).then_some(m),
-                            Err(e) => {
-                                tracing::debug!(%source, "dropping manifest: {e}");
-                                None
-                            }
-                        })
-                        .await;
-                    if let Ok(Some(m)) = kept {
-                        maybe_mirror(&inner, &m);
-                    }
-                });
-            }
-            NetEvent::Inbound { peer: _, request: Request::OpenBulk { version }, channel } => {
-                // Never await the network task here: it may itself be waiting to hand us an
-                // event (both channels are bounded), so the answer is sent from a task.
-                let task_inner = inner.clone();
-                inner.tasks.spawn_to_end(async move {
-                    let inner = task_inner;
-                    if let Some(server) = inner.bulk_server.as_ref().filter(|s| s.port() == 0) {
-                        // The port the listener got (the config may say /tcp/0) is known once
-                        // listening.
-                        let addrs = inner.net.listen_addrs().await.unwrap_or_default();
-                        if let Some(port) = addrs.iter().find_map(tcp_port_of) {
-                            server.set_port(port);
-                        }
-                    }
-                    let response = match &inner.bulk_server {
-                        Some(server) if server.port() == 0 => Response::error(
-                            lien_protocol::wire::ErrorCode::NotFound,
-                            "the bulk channel is not listening yet",
-                        ),
-                        Some(server) if version == lien_protocol::bulk::VERSION => {
-                            Response::BulkPort { port: server.port() }
-                        }
-                        Some(_) => {
-                            Response::error(lien_protocol::wire::ErrorCode::BadRequest, "unsupported bulk version")
-                        }
-                        None => {
-                            Response::error(lien_protocol::wire::ErrorCode::NotFound, "this node has no bulk channel")
-                        }
-                    };
-                    let response = TransferResponse::plain(response);
-                    let _ = inner.net.send(Command::Respond { slot: channel, response }).await;
-                });
-            }
-            NetEvent::Inbound { peer, request, channel } => {
-                let net = inner.net.clone();
-                let upload = match &request {
-                    Request::Chunks { .. } => inner.uploads.try_acquire(peer),
-                    _ => None,
-                };
-                let is_chunks = matches!(request, Request::Chunks { .. });
-                let permit = inbound.clone().try_acquire_owned();
-                let (Ok(permit), true) = (permit, !is_chunks || upload.is_some()) else {
-                    let busy = TransferResponse::plain(Response::error(lien_protocol::wire::ErrorCode::Busy, "busy"));
-                    // From a task, as every answer: see the OpenBulk arm.
-                    inner.tasks.spawn_to_end(async move {
-                        net.send(Command::Respond { slot: channel, response: busy }).await
-                    });
-                    continue;
-                };
-                let task_inner = inner.clone();
-                inner.tasks.spawn_to_end(async move {
-                    let inner = task_inner;
-                    let answer_inner = inner.clone();
-                    let response = inner
-                        .tasks
-                        .spawn_blocking(move || {
-                            crate::server::answer(
-                                &answer_inner.store,
-                                &answer_inner.stats,
-                                &answer_inner.audit,
-                                &answer_inner.trust,
-                                &answer_inner.seeding,
-                                &peer,
-                                request,
-                                answer_inner.config.adversary_corrupt_chunks,
-                            )
-                        })
-                        .await
-                        .unwrap_or_else(|_| {
-                            TransferResponse::plain(Response::error(
-                                lien_protocol::wire::ErrorCode::Internal,
-                                "internal error",
-                            ))
-                        });
-                    let _ = net.send(Command::Respond { slot: channel, response }).await;
-                    drop(permit);
-                    drop(upload);
-                });
-            }
-            NetEvent::Connected { peer, addr } => {
-                let store = inner.store.clone();
-                let shown = addr.clone().with_p2p(peer).map(|a| a.to_string()).unwrap_or_else(|a| a.to_string());
-                let peer_text = peer.to_string();
-                inner.tasks.spawn_blocking(move || store.remember_peer(&peer_text, &[shown]));
-                inner.catch_up.offer(peer);
-            }
-            NetEvent::NameRecord { .. } => {}
-            NetEvent::TrustRecord { bytes } => {
-                let (store, trust) = (inner.store.clone(), inner.trust.clone());
-                inner.tasks.spawn_blocking(move || {
-                    if let Err(e) = trust.accept(&store, &bytes) {
-                        tracing::info!("dropping a trust record: {e}");
-                    }
-                });
-            }
-        }
-    }
-}
-
-/// Every `reconnect_secs`, when fewer than `min_peers` peers are connected (after a partition
-/// heals, or when every peer went away): redials the bootstrap and explicit peers and the most
-/// recently seen remembered peers (at most [`MAX_REDIALS`] addresses, each for at most
-/// [`REDIAL_TIMEOUT`]), and refreshes the DHT routing table. A new connection pulls the peer's
-/// catalog, so the node catches up on what it missed. Without this, only Kademlia's periodic
-/// bootstrap (every 5 minutes) would dial anyone.
-async fn keep_connected(inner: Arc<Inner>) {
-    let period = Duration::from_secs(inner.config.reconnect_secs.max(1));
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let Ok(peers) = inner.net.peers().await else { return };
-        if peers.len() >= inner.config.min_peers as usize {
-            continue;
-        }
-        let connected: std::collections::HashSet<PeerId> =
-            peers.iter().filter_map(|p| p.peer_id.parse().ok()).collect();
-        let store = inner.store.clone();
-        let remembered = tokio::task::spawn_blocking(move || store.known_peers(MAX_REDIALS))
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or_default();
-        let config = &inner.config;
-        let mut addrs: Vec<Multiaddr> = Vec::new();
-        let candidates = config
-            .explicit_peers
-            .iter()
-            .chain(&config.bootstrap)
-            .cloned()
-            .chain(remembered.into_iter().flat_map(|(_, a)| a).filter_map(|a| a.parse::<Multiaddr>().ok()));
-        for addr in candidates {
-            let fresh = network::peer_id_of(&addr).is_some_and(|p| p != inner.net.peer_id() && !connected.contains(&p));
-            if fresh && !addrs.contains(&addr) && addrs.len() < MAX_REDIALS {
-                addrs.push(addr);
-            }
-        }
-        tracing::debug!(connected = peers.len(), redialling = addrs.len(), "few peers: reconnecting");
-        let dials = addrs.into_iter().map(|addr| inner.net.dial(addr, REDIAL_TIMEOUT));
-        let _ = inner.net.send(Command::Bootstrap).await;
-        futures::future::join_all(dials).await;
-    }
-}
-
-/// Keeps a verified manifest in the catalog if this node trusts its publisher and the publisher
-/// is under its cap; returns true if it was new (blocking: call off the async threads).
-pub(crate) fn keep_manifest(inner: &Inner, m: &Manifest) -> bool {
-    if let Err(e) = inner.trust.check_manifest(m) {
-        tracing::debug!(manifest = %m.id().short(), "not keeping an untrusted manifest: {e}");
-        return false;
-    }
-    match inner.store.put_manifest_capped(m, inner.config.max_manifests_per_publisher) {
-        Ok(Some(new)) => new,
-        Ok(None) => {
-            tracing::warn!(publisher = %m.body().publisher.short(), "publisher is at its catalog cap; manifest dropped");
-            false
-        }
-        Err(e) => {
-            tracing::warn!("cannot store manifest: {e}");
-            false
-        }
-    }
-}
-
-/// Fetches and pins a new dataset when the mirror policy asks for it.
-pub(crate) fn maybe_mirror(inner: &Arc<Inner>, m: &Manifest) {
-    if !inner.config.mirrors(m.body()) {
-        return;
-    }
-    let (task_inner, id) = (inner.clone(), m.id());
-    inner.tasks.spawn(async move {
-        let inner = task_inner;
-        let root = inner.config.data_dir().join("mirror").join(id.to_string());
-        tracing::info!(manifest = %id.short(), "mirroring a dataset by policy");
-        match crate::fetch::fetch(&inner, id, &root, FetchOptions::default()).await {
-            Ok(_) => {
-                let store = inner.store.clone();
-                let _ = tokio::task::spawn_blocking(move || {
-                    if let Ok(Some(mut local)) = store.local(&id) {
-                        local.pinned = true;
-                        let _ = store.put_local(&local);
-                    }
-                })
-                .await;
-            }
-            Err(e) => tracing::warn!(manifest = %id.short(), "mirroring failed: {e}"),
-        }
-    });
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn name_records_only_move_forward() {
-        let secret = PublisherSecret::from_seed(&[5; 32]);
-        let slug: Slug = "census".parse().unwrap();
-        let v1 = NameRecord::sign(&secret, slug.clone(), 1, ContentId::of(b"1")).unwrap();
-        let v2 = NameRecord::sign(&secret, slug.clone(), 2, ContentId::of(b"2")).unwrap();
-        let key = v1.key().to_multihash_bytes();
-        let (b1, b2) = (v1.encode().unwrap(), v2.encode().unwrap());
-        assert!(validate_name_record(&key, &b1, None));
-        assert!(validate_name_record(&key, &b2, Some(&b1)));
-        assert!(!validate_name_record(&key, &b1, Some(&b2)), "replayed old version accepted");
-        assert!(!validate_name_record(&key, &b2, Some(&b2)));
-        assert!(!validate_name_record(&ContentId::of(b"other").to_multihash_bytes(), &b1, None), "wrong key accepted");
-        let mut forged = b2.clone();
-        let last = forged.len() - 1;
-        forged[last] ^= 1;
-        assert!(!validate_name_record(&key, &forged, None), "bad signature accepted");
-    }
-
-    #[test]
-    fn names_parse_with_clear_errors() {
-        let key = PublisherSecret::from_seed(&[5; 32]).public();
-        assert!(parse_name(&format!("{key}/census")).is_ok());
-        assert!(parse_name("census").unwrap_err().to_string().contains("PUBLISHER/NAME"));
-        assert!(parse_name(&format!("{key}/Bad Slug")).unwrap_err().to_string().contains("dataset name"));
-        assert!(parse_name("abc/census").unwrap_err().to_string().contains("publisher"));
-    }
 }

@@ -727,7 +727,7 @@ async fn chunks_travel_on_the_bulk_channel_and_fall_back_to_libp2p() -> Result<(
 }
 
 /// The TLS stream of a bulk channel (client side).
-type BulkStream = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
+type BulkStream = lien_node::bulk::BulkStream;
 
 /// Where `server` offers its bulk channel, asked over libp2p by `asker`.
 async fn bulk_port(asker: &TestNode, server: &TestNode) -> Result<u16> {

@@ -145,17 +145,19 @@ async fn open(inner: &Arc<Inner>, peer: PeerId) -> Result<Channel, String> {
     Ok(Channel { requests })
 }
 
+/// The fetcher's end of a bulk connection: TLS over a buffered TCP stream.
+pub type BulkStream = tokio_rustls::client::TlsStream<tokio::io::BufReader<TcpStream>>;
+
 /// A TLS connection to `ip:port` whose server proves the identity `config` expects.
-pub async fn connect(
-    config: Arc<rustls::ClientConfig>,
-    ip: IpAddr,
-    port: u16,
-) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
+pub async fn connect(config: Arc<rustls::ClientConfig>, ip: IpAddr, port: u16) -> Result<BulkStream, String> {
     let connecting = async {
         let stream = TcpStream::connect((ip, port)).await.map_err(|e| format!("cannot connect to {ip}:{port}: {e}"))?;
         stream.set_nodelay(true).map_err(|e| e.to_string())?;
         tokio_rustls::TlsConnector::from(config)
-            .connect(super::tls::server_name(ip), stream)
+            .connect(
+                super::tls::server_name(ip),
+                tokio::io::BufReader::with_capacity(super::SOCKET_READ_BUFFER, stream),
+            )
             .await
             .map_err(|e| format!("TLS with {ip}:{port} failed: {e}"))
     };

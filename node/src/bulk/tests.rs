@@ -16,7 +16,7 @@ use super::tls::Identity;
 use crate::{Node, NodeConfig, PublishRequest};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
-type Tls = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
+type Tls = crate::bulk::BulkStream;
 
 async fn start(home: &std::path::Path, uploads: usize) -> Result<(Node, u16), Box<dyn std::error::Error>> {
     let mut config = NodeConfig::for_home(home);

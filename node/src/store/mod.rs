@@ -29,6 +29,7 @@ mod trust;
 pub use readers::Readers;
 pub use trust::TrustKind;
 mod tables;
+mod written;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -542,35 +543,6 @@ impl Store {
 
     /// Bitmap of present chunks (bit i, LSB-first within each byte, = chunk i), `ceil(count/8)`
     /// bytes; every chunk's bit is set for a complete file. `None` if the file is unknown.
-    /// Notes chunks of a partial file as written and verified (not yet durable): `have` offers
-    /// them until [`Store::mark_chunks`] makes them durable.
-    pub fn note_written(&self, file: &ContentId, indices: impl IntoIterator<Item = u64>) {
-        if let Ok(mut w) = self.written.lock() {
-            w.entry(*file).or_default().extend(indices);
-        }
-    }
-
-    /// Forgets the written-but-unmarked chunks of `file` (`None`: all of them).
-    fn forget_written(&self, file: &ContentId, indices: Option<&[u64]>) {
-        if let Ok(mut w) = self.written.lock() {
-            match indices {
-                None => {
-                    w.remove(file);
-                }
-                Some(done) => {
-                    if let Some(set) = w.get_mut(file) {
-                        for i in done {
-                            set.remove(i);
-                        }
-                        if set.is_empty() {
-                            w.remove(file);
-                        }
-                    }
-                }
-            }
-        }
-    }
-
     /// Which chunks of `file` this node can serve: all of a complete file; of a partial one,
     /// those marked present plus those written and verified since the last mark.
     pub fn have(&self, file: &ContentId) -> Result<Option<Vec<u8>>, StoreError> {
@@ -591,13 +563,7 @@ impl Store {
             None => Vec::new(),
         };
         bitmap.resize(len, 0);
-        if let Ok(w) = self.written.lock() {
-            for i in w.get(file).into_iter().flatten().filter(|i| **i < count) {
-                if let Some(b) = bitmap.get_mut((*i / 8) as usize) {
-                    *b |= 1 << (i % 8);
-                }
-            }
-        }
+        self.add_written(file, count, &mut bitmap);
         Ok(Some(bitmap))
     }
 
