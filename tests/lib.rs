@@ -48,6 +48,11 @@ impl TestNode {
         Self::start_in(home, config).await
     }
 
+    /// Starts a node that dials `bootstrap` and trusts `root` as its one trust root.
+    pub async fn start_trusting(bootstrap: &[&TestNode], root: lien_protocol::PublisherKey) -> Result<TestNode> {
+        Self::start_with(bootstrap, move |c| c.trust_roots = vec![root.to_string()]).await
+    }
+
     /// Starts a node in an existing home with `config`.
     pub async fn start_in(home: tempfile::TempDir, config: NodeConfig) -> Result<TestNode> {
         let node = Node::start(config).await?;

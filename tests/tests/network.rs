@@ -435,9 +435,8 @@ async fn only_publishers_vouched_for_by_a_trusted_root_get_through() -> Result<(
 async fn a_strangers_revocations_do_not_count_and_do_not_spread() -> Result<()> {
     let root = TestNode::start(&[]).await?;
     let root_key = root.node.publisher();
-    let trusting = |k: String| move |c: &mut lien_node::NodeConfig| c.trust_roots = vec![k];
-    let agency = TestNode::start_with(&[&root], trusting(root_key.to_string())).await?;
-    let strict = TestNode::start_with(&[&root, &agency], trusting(root_key.to_string())).await?;
+    let agency = TestNode::start_trusting(&[&root], root_key).await?;
+    let strict = TestNode::start_trusting(&[&root, &agency], root_key).await?;
     let stranger = TestNode::start(&[&strict]).await?;
     strict.wait_peers(3).await?;
     root.node.delegate(agency.node.publisher(), "Ministry of Health", "moh-", 30, true).await?;
@@ -470,7 +469,7 @@ async fn a_strangers_revocations_do_not_count_and_do_not_spread() -> Result<()> 
     assert!(!strict.node.is_revoked(&root_key), "a delegate revoked its root");
 
     // A late joiner that meets only the strict node learns the delegation, none of the rest.
-    let late = TestNode::start_with(&[&strict], trusting(root_key.to_string())).await?;
+    let late = TestNode::start_trusting(&[&strict], root_key).await?;
     wait_for("the late joiner to learn the delegation", Duration::from_secs(20), || async {
         Ok(late.node.check_trust(&m).is_ok())
     })
@@ -491,10 +490,9 @@ async fn a_flood_of_cross_delegations_does_not_hold_up_other_manifests() -> Resu
     use lien_protocol::PublisherSecret;
     let root = TestNode::start(&[]).await?;
     let root_key = root.node.publisher();
-    let trusting = |k: String| move |c: &mut lien_node::NodeConfig| c.trust_roots = vec![k];
-    let flooder = TestNode::start_with(&[&root], trusting(root_key.to_string())).await?;
-    let agency = TestNode::start_with(&[&root], trusting(root_key.to_string())).await?;
-    let strict = TestNode::start_with(&[&flooder, &agency], trusting(root_key.to_string())).await?;
+    let flooder = TestNode::start_trusting(&[&root], root_key).await?;
+    let agency = TestNode::start_trusting(&[&root], root_key).await?;
+    let strict = TestNode::start_trusting(&[&flooder, &agency], root_key).await?;
     strict.wait_peers(2).await?;
     root.node.delegate(agency.node.publisher(), "Bo Y te", "", 30, false).await?;
     let mesh: Vec<PublisherSecret> = (0..40u8).map(|i| PublisherSecret::from_seed(&[i + 100; 32])).collect();
@@ -544,6 +542,50 @@ async fn a_flood_of_cross_delegations_does_not_hold_up_other_manifests() -> Resu
     let (all, _, _) = flooder.node.store().trust_page(0, 5000)?;
     assert!(all.len() > total / 2, "the flood was not admitted where its issuers are trusted ({})", all.len());
     assert!(strict.node.check_trust(&m).is_ok());
+    Ok(())
+}
+
+/// Issue 12, item 2: a ministry the root lets delegate certifies a node key under another
+/// ministry's name. That node is refused the other ministry's restricted data; a node the
+/// ministry certifies inside its own organisation (a sub-unit) reads the ministry's data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delegate_cannot_give_a_node_another_ministrys_organisation() -> Result<()> {
+    let root = TestNode::start(&[]).await?;
+    let root_key = root.node.publisher();
+    let publisher = TestNode::start_trusting(&[&root], root_key).await?;
+    let ministry = TestNode::start_trusting(&[&root, &publisher], root_key).await?;
+    let pretender = TestNode::start_trusting(&[&root, &publisher], root_key).await?;
+    let unit = TestNode::start_trusting(&[&root, &publisher], root_key).await?;
+    publisher.wait_peers(4).await?;
+    root.node.delegate(publisher.node.publisher(), "General Statistics Office", "", 30, false).await?;
+    root.node.delegate(ministry.node.publisher(), "Bo Y te", "", 30, true).await?;
+    // The ministry's key signs for two node keys: one inside its organisation, one claiming
+    // another ministry's.
+    ministry.node.delegate(unit.node.node_key().context("node key")?, "Bo Y te/Cuc CNTT", "", 30, false).await?;
+    ministry.node.delegate(pretender.node.node_key().context("node key")?, "Bo Cong an", "", 30, false).await?;
+    wait_for("the publisher to learn the delegations", Duration::from_secs(20), || async {
+        Ok(publisher.node.store().trust_page(0, 10)?.0.len() >= 4)
+    })
+    .await?;
+
+    let src = tempfile::tempdir()?;
+    let police = make_dataset(src.path(), 70, &[("cases.csv", 5_000)])?;
+    let mut req = request(&police, "cases", "Cases", 1 << 16)?;
+    req.metadata.readers = vec!["Bo Cong an".into()];
+    let police = publisher.node.publish(req, quiet()).await?;
+    let health_dir = tempfile::tempdir()?;
+    let health = make_dataset(health_dir.path(), 71, &[("beds.csv", 5_000)])?;
+    let mut req = request(&health, "beds", "Beds", 1 << 16)?;
+    req.metadata.readers = vec!["Bo Y te".into()];
+    let health_manifest = publisher.node.publish(req, quiet()).await?;
+
+    let opts = || FetchOptions { timeout: Duration::from_secs(10), ..Default::default() };
+    let denied = pretender.node.fetch(&police.id().to_string(), tempfile::tempdir()?.path(), opts()).await;
+    let message = denied.err().context("a node certified under a borrowed name read restricted data")?.to_string();
+    assert!(message.contains("refused"), "unclear refusal: {message}");
+    let out = tempfile::tempdir()?;
+    unit.node.fetch(&health_manifest.id().to_string(), out.path(), opts()).await?;
+    assert_same_tree(&health, out.path())?;
     Ok(())
 }
 

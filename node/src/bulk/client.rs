@@ -145,8 +145,8 @@ async fn open(inner: &Arc<Inner>, peer: PeerId) -> Result<Channel, String> {
     Ok(Channel { requests })
 }
 
-/// The fetcher's end of a bulk connection: TLS over a buffered TCP stream.
-pub type BulkStream = tokio_rustls::client::TlsStream<tokio::io::BufReader<TcpStream>>;
+/// The fetcher's end of a bulk connection: TLS over TCP.
+pub type BulkStream = tokio_rustls::client::TlsStream<TcpStream>;
 
 /// A TLS connection to `ip:port` whose server proves the identity `config` expects.
 pub async fn connect(config: Arc<rustls::ClientConfig>, ip: IpAddr, port: u16) -> Result<BulkStream, String> {
@@ -154,10 +154,7 @@ pub async fn connect(config: Arc<rustls::ClientConfig>, ip: IpAddr, port: u16) -
         let stream = TcpStream::connect((ip, port)).await.map_err(|e| format!("cannot connect to {ip}:{port}: {e}"))?;
         stream.set_nodelay(true).map_err(|e| e.to_string())?;
         tokio_rustls::TlsConnector::from(config)
-            .connect(
-                super::tls::server_name(ip),
-                tokio::io::BufReader::with_capacity(super::SOCKET_READ_BUFFER, stream),
-            )
+            .connect(super::tls::server_name(ip), stream)
             .await
             .map_err(|e| format!("TLS with {ip}:{port} failed: {e}"))
     };

@@ -43,9 +43,6 @@ pub struct BufferPool {
 
 /// Buffers kept in a pool.
 const POOL_BUFFERS: usize = 16;
-/// Bytes read from the socket at once under TLS. rustls asks its reader for 4 KiB at a time;
-/// without a buffer in between, a 1 MiB response costs 256 reads.
-pub(crate) const SOCKET_READ_BUFFER: usize = 256 * 1024;
 /// Buffers above this capacity are not kept (a response is at most one 16 MiB payload).
 const POOL_MAX_CAPACITY: usize = lien_protocol::bulk::MAX_FRAME_LEN;
 

@@ -215,8 +215,7 @@ type Pending = (tokio::task::JoinHandle<TransferResponse>, Option<UploadSlot>, O
 async fn serve_connection(inner: Arc<Inner>, admission: Admission, stream: TcpStream) -> Result<(), FrameError> {
     stream.set_nodelay(true)?;
     let server = admission.server.clone();
-    let buffered = tokio::io::BufReader::with_capacity(super::SOCKET_READ_BUFFER, stream);
-    let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, server.tls.accept(buffered));
+    let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, server.tls.accept(stream));
     let tls = tokio::select! {
         done = handshake => done.map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake"))??,
         _ = admission.evict.notified() => {

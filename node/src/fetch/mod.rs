@@ -364,12 +364,23 @@ impl Download<'_> {
     ) -> Result<(), FetchError> {
         let (inner, id) = (self.inner, self.id);
         let mut inflight = FuturesUnordered::new();
-        let mut last_usable = Instant::now();
+        // The stall timeout runs from the last chunk written: peers that keep answering that
+        // they hold nothing must not keep a fetch alive for ever.
+        let mut last_progress = Instant::now();
         let mut discovery: Option<tokio::task::JoinHandle<Vec<PeerId>>> = None;
         let mut next_discovery = Instant::now();
         let result = loop {
             if !sched.has_queued() && inflight.is_empty() {
                 break Ok(());
+            }
+            if last_progress.elapsed() > opts.timeout {
+                if sched.saw_refusal() {
+                    // Whoever holds it refused us; the others hold nothing.
+                    break Err(FetchError::Forbidden { id });
+                }
+                let path = sched.queued().next().and_then(|u| jobs.get(u.file));
+                let path = path.map(|j| j.entry.path.to_string()).unwrap_or_default();
+                break Err(FetchError::Stalled { path, missing: sched.queued().len() });
             }
             // Assign work to every peer with a free slot.
             for a in sched.assign(Instant::now()) {
@@ -385,11 +396,6 @@ impl Download<'_> {
                     continue;
                 }
                 // Nobody usable holds what is left: look for (more) providers, within the timeout.
-                if last_usable.elapsed() > opts.timeout {
-                    let path = sched.queued().next().and_then(|u| jobs.get(u.file));
-                    let path = path.map(|j| j.entry.path.to_string()).unwrap_or_default();
-                    break Err(FetchError::Stalled { path, missing: sched.queued().len() });
-                }
                 if sched.refused() {
                     break Err(FetchError::Forbidden { id });
                 }
@@ -399,7 +405,6 @@ impl Download<'_> {
                 }
                 continue;
             }
-            last_usable = Instant::now();
             // Providers found in the background join as they turn up (partial holders advertise
             // themselves from their first chunk on), without holding up the transfers.
             let finished = discovery.take_if(|d| d.is_finished());
@@ -418,8 +423,12 @@ impl Download<'_> {
             let wake = next_discovery.max(Instant::now() + Duration::from_millis(200));
             let Ok(next) = tokio::time::timeout_at(wake, inflight.next()).await else { continue };
             let Some((peer, unit, outcome)) = next else { continue };
+            let progressed = matches!(outcome, Outcome::Written(..));
             if let Err(e) = self.answered(opts, jobs, sched, peer, unit, outcome).await {
                 break Err(e);
+            }
+            if progressed {
+                last_progress = Instant::now();
             }
         };
         if let Some(d) = discovery {

@@ -130,6 +130,11 @@ impl Scheduler {
         self.saw_forbidden && self.order.is_empty()
     }
 
+    /// Whether any peer refused this node (`Forbidden`).
+    pub(crate) fn saw_refusal(&self) -> bool {
+        self.saw_forbidden
+    }
+
     /// Peers that sent bad data.
     pub(crate) fn bad_peers(&self) -> impl Iterator<Item = &PeerId> {
         self.peers.iter().filter(|(_, s)| s.bad).map(|(p, _)| p)
