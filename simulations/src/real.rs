@@ -546,9 +546,15 @@ impl Ctx {
         let opts = FetchOptions { timeout: left.max(Duration::from_secs(1)), progress: None };
         if let Ok(report) = node.fetch(&id.to_string(), &self.out, opts).await {
             if std::env::var_os("LIEN_SIM_DEBUG").is_some() {
-                let mut from: Vec<(u64, String)> = report.per_peer.iter().map(|(p, b)| (*b, p[p.len() - 6..].to_owned())).collect();
+                let mut from: Vec<(u64, String)> =
+                    report.per_peer.iter().map(|(p, b)| (*b, p[p.len() - 6..].to_owned())).collect();
                 from.sort_unstable_by(|a, b| b.cmp(a));
-                eprintln!("fetch {v}: {:.2} s, from {} peers: {:?}", self.since_t0(), from.len(), &from[..from.len().min(6)]);
+                eprintln!(
+                    "fetch {v}: {:.2} s, from {} peers: {:?}",
+                    self.since_t0(),
+                    from.len(),
+                    &from[..from.len().min(6)]
+                );
             }
             let t = self.since_t0();
             if let Ok(mut f) = self.finished.lock() {

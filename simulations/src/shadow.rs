@@ -79,8 +79,7 @@ pub fn export(scn: &Scenario, topo: &Topology, dir: &Path, lien_bin: &str) -> Re
         if home.exists() {
             std::fs::remove_dir_all(&home).with_context(|| format!("cannot clear {}", home.display()))?;
         }
-        let report =
-            lien_node::home::init(&home).with_context(|| format!("cannot initialise {}", home.display()))?;
+        let report = lien_node::home::init(&home).with_context(|| format!("cannot initialise {}", home.display()))?;
         peer_ids.push(report.peer_id);
     }
 
