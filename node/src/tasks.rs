@@ -71,9 +71,11 @@ mod tests {
     async fn stop_cancels_loops_and_waits_for_short_work() {
         let tasks = Tasks::default();
         let looped = Arc::new(AtomicBool::new(false));
-        let flag = looped.clone();
+        // The guard lives in the task's future from the start: dropped with it even if the
+        // task is cancelled before its first poll.
+        let guard = DropFlag(looped.clone());
         tasks.spawn(async move {
-            let _guard = DropFlag(flag);
+            let _guard = guard;
             std::future::pending::<()>().await;
         });
         let finished = Arc::new(AtomicBool::new(false));
