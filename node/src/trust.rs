@@ -90,19 +90,20 @@ impl SharedTrust {
         }
     }
 
-    /// Runs `f` on a state whose trusted set holds for `now`.
-    fn with<T>(&self, now: u64, f: impl FnOnce(&TrustState) -> T) -> T {
-        let stale = match self.0.read() {
-            Ok(g) => g.is_stale(now),
-            Err(poisoned) => poisoned.into_inner().is_stale(now),
-        };
-        if stale {
-            self.with_mut(|s| s.refresh(now));
-        }
+    /// Runs `f` on the state as it is (for what does not depend on the time).
+    fn read<T>(&self, f: impl FnOnce(&TrustState) -> T) -> T {
         match self.0.read() {
             Ok(g) => f(&g),
             Err(poisoned) => f(&poisoned.into_inner()),
         }
+    }
+
+    /// Runs `f` on a state whose trusted set holds for `now`.
+    fn with<T>(&self, now: u64, f: impl FnOnce(&TrustState) -> T) -> T {
+        if self.read(|s| s.is_stale(now)) {
+            self.with_mut(|s| s.refresh(now));
+        }
+        self.read(f)
     }
 
     /// Whether the manifest's publisher may publish its name now.
@@ -176,12 +177,12 @@ impl SharedTrust {
 
     /// Records held in memory until their issuer is trusted.
     pub fn waiting(&self) -> usize {
-        self.with_mut(|s| s.pending_len())
+        self.read(|s| s.pending_len())
     }
 
     /// The current policy.
     pub fn policy(&self) -> TrustPolicy {
-        self.with_mut(|s| s.policy().clone())
+        self.read(|s| s.policy().clone())
     }
 }
 
