@@ -12,7 +12,7 @@ use proptest::prelude::*;
 use trust_ops::{answers, keys, records, state, NOW};
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
     #[test]
     fn answers_do_not_depend_on_arrival_order(bytes in prop::collection::vec(any::<u8>(), 0..120), seed in any::<u64>()) {

@@ -393,10 +393,13 @@ impl TrustState {
         }
         let grants: Vec<&Grant> =
             graph.grants.get(publisher).map(|gs| gs.iter().filter(|g| g.depth > 0).collect()).unwrap_or_default();
-        if let Some(g) = grants.iter().filter(|g| slug.as_str().starts_with(&g.prefix)).min_by_key(|g| g.depth) {
+        // Ties between grants go to a total order (shortest chain, then organisations, then
+        // prefix), so the answer never depends on the order records arrived in.
+        let order = |g: &&&Grant| (g.depth, g.organisations.clone(), g.prefix.clone());
+        if let Some(g) = grants.iter().filter(|g| slug.as_str().starts_with(&g.prefix)).min_by_key(order) {
             return Ok(Trusted::Delegated { organisations: g.organisations.clone() });
         }
-        if let Some(g) = grants.first() {
+        if let Some(g) = grants.iter().min_by_key(order) {
             return Err(TrustError::WrongPrefix { prefix: g.prefix.clone(), slug: slug.as_str().to_owned() });
         }
         Err(self.why_untrusted(publisher, &graph, now))
@@ -434,7 +437,10 @@ impl TrustState {
         if graph.too_deep.contains(key) {
             return TrustError::TooDeep(key.to_string());
         }
-        let mut worst = TrustError::Untrusted(key.to_string());
+        // The most telling reason wins, whatever order the delegations arrived in: a revoked
+        // issuer (the smallest key, if several) over an expired link over plain "untrusted".
+        let mut revoked_issuer: Option<&PublisherKey> = None;
+        let mut expired = false;
         let waiting = self.pending.iter().filter_map(|(_, r)| match r {
             TrustRecord::Delegation(d) if &d.body.subject == key => Some(d),
             _ => None,
@@ -449,14 +455,20 @@ impl TrustState {
                 return TrustError::TooDeep(key.to_string());
             }
             if graph.revoked.contains(&b.issuer) {
-                worst = TrustError::Revoked(b.issuer.to_string());
+                if revoked_issuer.is_none_or(|k| b.issuer.to_string() < k.to_string()) {
+                    revoked_issuer = Some(&b.issuer);
+                }
             } else if graph.too_deep.contains(&b.issuer) {
                 return TrustError::TooDeep(key.to_string());
             } else if (now < b.not_before || now > b.not_after) && graph.grants.contains_key(&b.issuer) {
-                worst = TrustError::Expired(key.to_string());
+                expired = true;
             }
         }
-        worst
+        match revoked_issuer {
+            Some(issuer) => TrustError::Revoked(issuer.to_string()),
+            None if expired => TrustError::Expired(key.to_string()),
+            None => TrustError::Untrusted(key.to_string()),
+        }
     }
 
     /// Whether the record's issuer is trusted to sign it under `graph`.
@@ -483,7 +495,8 @@ impl TrustState {
                         || graph.grants.contains_key(subject);
                 }
                 self.policy.roots.contains(issuer)
-                    || (graph.may_delegate(issuer, self.policy.max_depth)
+                    || (!self.operator_trusted(subject)
+                        && graph.may_delegate(issuer, self.policy.max_depth)
                         && !graph.revoked.contains(issuer)
                         && self.delegations.from(issuer).any(|d| &d.body.subject == subject))
             }
@@ -562,15 +575,22 @@ impl TrustState {
             return;
         }
         let grown = extend_through(&self.delegations, &mut self.graph, d, Some(now), self.policy.max_depth);
-        let revocation_now_counts = grown.iter().any(|k| {
-            self.revocations
-                .values()
-                .flatten()
-                .any(|r| r.body.issuer == *k && !self.graph.revoked.contains(&r.body.subject))
+        // A waiting revocation may now count: one by a key that just became trusted, or one by
+        // this delegation's issuer of its subject (it counts only while such a delegation holds).
+        let revocation_now_counts = self.revocations.values().flatten().any(|r| {
+            !self.graph.revoked.contains(&r.body.subject)
+                && (grown.contains(&r.body.issuer) || (r.body.issuer == b.issuer && r.body.subject == b.subject))
         });
         if revocation_now_counts {
             self.graph = self.compute(now);
         }
+    }
+
+    /// Whether this node's operator trusts `key` directly (a root or a direct publisher): such a
+    /// key's trust does not come from any delegation, so only the key itself or a root withdraws
+    /// it, never a key that happens to have delegated to it as well.
+    fn operator_trusted(&self, key: &PublisherKey) -> bool {
+        self.policy.roots.contains(key) || self.policy.publishers.contains(key)
     }
 
     /// The trusted set at `now`, from scratch (see the module doc for the fixed point).
@@ -598,6 +618,7 @@ impl TrustState {
                 let (issuer, subject) = (&r.body.issuer, &r.body.subject);
                 if revoked.contains(subject)
                     || revoked.contains(issuer)
+                    || self.operator_trusted(subject)
                     || !graph.may_delegate(issuer, self.policy.max_depth)
                 {
                     continue;
@@ -882,6 +903,46 @@ mod tests {
         for r in &forged {
             assert!(!bulk.serves(&r.id().unwrap()));
         }
+    }
+
+    /// A ministry the root trusts to delegate cannot withdraw the root by delegating to it and
+    /// then revoking it: the root's trust comes from the operator, not from that delegation.
+    #[test]
+    fn a_delegate_cannot_revoke_the_root_it_delegated_to() {
+        let (root, ministry) = (key(1), key(2));
+        let mut s = state(
+            &[&root],
+            vec![
+                delegation(&root, &ministry, "Bo Y te", "", VALID, true),
+                delegation(&ministry, &root, "Bo Y te", "", VALID, true),
+            ],
+        );
+        assert_eq!(s.add(revocation(&ministry, &root), NOW), Admission::Pending, "not stored, not passed on");
+        let mut bulk = TrustState::new(s.policy().clone());
+        bulk.add_all(s.records().into_iter().chain([revocation(&ministry, &root)]), NOW);
+        assert!(!bulk.is_revoked(&root.public(), NOW));
+        assert!(!s.is_revoked(&root.public(), NOW));
+        assert!(s.check(&ministry.public(), &slug("moh"), NOW).is_ok());
+    }
+
+    /// A revocation stored while its issuer's delegation to the subject had expired counts from
+    /// the moment a valid delegation from that issuer arrives, even when the subject was already
+    /// trusted through another chain (found by the property test).
+    #[test]
+    fn a_revocation_counts_once_its_issuers_delegation_arrives() {
+        let (root, ministry, department) = (key(1), key(2), key(3));
+        let mut s = state(
+            &[&root],
+            vec![
+                delegation(&root, &ministry, "Bo Y te", "", VALID, true),
+                delegation(&root, &department, "Bo Y te", "", VALID, false),
+                delegation(&ministry, &department, "Bo Y te", "", (NOW - 100, NOW - 50), false),
+                revocation(&ministry, &department),
+            ],
+        );
+        assert!(!s.is_revoked(&department.public(), NOW), "the ministry's delegation had expired");
+        s.add(delegation(&ministry, &department, "Bo Y te", "", VALID, false), NOW);
+        assert!(s.is_revoked(&department.public(), NOW));
     }
 
     /// A delegate whose delegation to the subject expired, or who is not trusted to delegate,
