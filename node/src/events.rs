@@ -87,6 +87,40 @@ pub(crate) async fn dispatch(inner: Arc<Inner>, mut events: mpsc::Receiver<NetEv
                     let _ = inner.net.send(Command::Respond { slot: channel, response }).await;
                 });
             }
+            NetEvent::Inbound { peer, request: Request::Watch { file, known, wait_ms }, channel } => {
+                // A long poll: it waits idle, so it takes a watch slot, not an upload slot or an
+                // inbound permit (`watch.rs`).
+                let net = inner.net.clone();
+                let Some(slot) = inner.watches.try_acquire(peer) else {
+                    let busy = TransferResponse::plain(Response::error(lien_protocol::wire::ErrorCode::Busy, "busy"));
+                    inner.tasks.spawn_to_end(async move {
+                        net.send(Command::Respond { slot: channel, response: busy }).await
+                    });
+                    continue;
+                };
+                let task_inner = inner.clone();
+                // Dropped at its next await when the node stops: a long poll is not waited for.
+                inner.tasks.spawn(async move {
+                    let inner = task_inner;
+                    let gains = inner.store.watch_gains(&file);
+                    let look = inner.clone();
+                    let have = move || {
+                        crate::server::answer(
+                            &look.store,
+                            &look.stats,
+                            &look.audit,
+                            &look.trust,
+                            &look.seeding,
+                            &peer,
+                            Request::Have { file },
+                            false,
+                        )
+                    };
+                    let response = crate::watch::answer_watch(have, gains, known, wait_ms).await;
+                    let _ = net.send(Command::Respond { slot: channel, response }).await;
+                    drop(slot);
+                });
+            }
             NetEvent::Inbound { peer, request, channel } => {
                 let net = inner.net.clone();
                 let upload = match &request {

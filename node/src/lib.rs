@@ -41,6 +41,7 @@ pub mod store;
 pub mod target;
 mod tasks;
 pub mod trust;
+pub mod watch;
 
 pub use config::{ConfigFile, NodeConfig};
 pub use fetch::{FetchOptions, FetchProgress, FetchReport};

@@ -115,6 +115,8 @@ pub(crate) struct Inner {
     /// Inbound requests being answered (libp2p and the bulk channel); beyond
     /// `MAX_INBOUND_IN_FLIGHT` requests get `Busy`.
     pub(crate) inbound: Arc<Semaphore>,
+    /// `Watch` requests waiting for chunks (pushed availability), bounded apart (`watch.rs`).
+    pub(crate) watches: Arc<crate::watch::WatchSlots>,
     /// This node's certificate for the bulk channel, when it has the channel.
     pub(crate) bulk_identity: Option<Arc<crate::bulk::tls::Identity>>,
     /// This node's bulk channel listener, when it has one.
@@ -263,6 +265,7 @@ impl Node {
             uploads,
             seeding: Default::default(),
             inbound: Arc::new(Semaphore::new(MAX_INBOUND_IN_FLIGHT)),
+            watches: Arc::default(),
             bulk_identity,
             bulk_server: bulk.as_ref().map(|(_, _, server)| server.clone()),
             bulk_clients: Default::default(),

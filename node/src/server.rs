@@ -34,7 +34,10 @@ pub fn answer(
     corrupt: bool,
 ) -> TransferResponse {
     let file = match &request {
-        Request::ChunkList { file } | Request::Have { file } | Request::Chunks { file, .. } => Some(*file),
+        Request::ChunkList { file }
+        | Request::Have { file }
+        | Request::Watch { file, .. }
+        | Request::Chunks { file, .. } => Some(*file),
         _ => None,
     };
     if let Some(file) = file {
@@ -111,7 +114,8 @@ fn answer_inner(
             Some(bytes) => TransferResponse::plain(Response::ChunkList { bytes }),
             None => err(ErrorCode::NotFound, format!("no chunk list for {file}")),
         },
-        Request::Have { file } => match (store.file(&file)?, store.have(&file)?) {
+        // A `Watch` waits in `watch.rs`; here (never reached from the network) it is a `Have`.
+        Request::Have { file } | Request::Watch { file, .. } => match (store.file(&file)?, store.have(&file)?) {
             (Some(rec), Some(bitmap)) => {
                 let count = ChunkSize::new(rec.chunk_size)?.count(rec.size);
                 let bitmap = if rec.complete { seeding.advertise(*peer, &file, count, bitmap) } else { bitmap };

@@ -21,6 +21,8 @@ pub const MAX_REQUEST_LEN: usize = 1024;
 pub const MAX_RESPONSE_LEN: usize = 17 * 1024 * 1024;
 /// Largest chunk payload following one [`Response::Chunks`].
 pub const MAX_CHUNKS_PAYLOAD: u64 = 16 * 1024 * 1024;
+/// Longest wait a [`Request::Watch`] may ask for.
+pub const MAX_WATCH_WAIT_MS: u32 = 10_000;
 /// Most manifests in one catalog page.
 pub const MAX_CATALOG_PAGE: u32 = 256;
 
@@ -47,6 +49,19 @@ pub enum Request {
     Have {
         /// File id.
         file: ContentId,
+    },
+    /// Pushed availability (a long poll): which chunks of a file the responder holds, answered
+    /// with [`Response::Have`] as soon as it holds a number of them other than `known` (or the
+    /// file whole), else after `wait_ms`. A fetcher keeps one outstanding per partial holder and
+    /// file, so it learns of each chunk its peers gain within one trip. A responder that predates
+    /// it answers `BadRequest` (an unknown variant), and the fetcher polls `Have` instead.
+    Watch {
+        /// File id.
+        file: ContentId,
+        /// Chunks the requester last saw the responder hold.
+        known: u64,
+        /// Longest wait for a change, in milliseconds (at most [`MAX_WATCH_WAIT_MS`]).
+        wait_ms: u32,
     },
     /// `count` consecutive chunks of a file starting at `first`.
     Chunks {
@@ -193,6 +208,7 @@ impl Request {
                 Err(WireError::OverLimit("page limit"))
             }
             Request::Chunks { count: 0, .. } => Err(WireError::OverLimit("chunk count is zero")),
+            Request::Watch { wait_ms, .. } if *wait_ms > MAX_WATCH_WAIT_MS => Err(WireError::OverLimit("watch wait")),
             _ => Ok(r),
         }
     }
@@ -238,6 +254,7 @@ mod tests {
             Request::Chunks { file: ContentId::of(b"f"), first: 3, count: 4 },
             Request::Catalog { after: 0, limit: 10 },
             Request::OpenBulk { version: 3 },
+            Request::Watch { file: ContentId::of(b"f"), known: 7, wait_ms: 2_000 },
         ];
         for r in reqs {
             assert_eq!(Request::decode(&r.encode().unwrap()).unwrap(), r);
@@ -264,6 +281,8 @@ mod tests {
         assert_eq!(Response::decode(&huge), Err(WireError::OverLimit("chunk payload")));
         let bitmap = Response::Have { count: 9, bitmap: vec![1] }.encode().unwrap();
         assert_eq!(Response::decode(&bitmap), Err(WireError::OverLimit("bitmap length")));
+        let patient = Request::Watch { file: ContentId::of(b"f"), known: 0, wait_ms: MAX_WATCH_WAIT_MS + 1 };
+        assert_eq!(Request::decode(&patient.encode().unwrap()), Err(WireError::OverLimit("watch wait")));
         let long = vec![0u8; MAX_REQUEST_LEN + 1];
         assert!(matches!(Request::decode(&long), Err(WireError::Encoding(CborError::TooLarge { .. }))));
     }

@@ -40,7 +40,7 @@ mod schedule;
 mod write;
 
 use plan::FileJob;
-use request::{request_unit, WriteTarget};
+use request::{request_unit, watch_peer, WriteTarget};
 use schedule::{Outcome, Scheduler, Unit};
 
 /// How often a running fetch looks for more providers (the DHT's, partial holders included, and
@@ -364,6 +364,8 @@ impl Download<'_> {
     ) -> Result<(), FetchError> {
         let (inner, id) = (self.inner, self.id);
         let mut inflight = FuturesUnordered::new();
+        // Outstanding `Watch`es: partial holders tell us as they gain chunks.
+        let mut watches = FuturesUnordered::new();
         // The stall timeout runs from the last chunk written: peers that keep answering that
         // they hold nothing must not keep a fetch alive for ever.
         let mut last_progress = Instant::now();
@@ -388,7 +390,11 @@ impl Download<'_> {
                 let target = WriteTarget { list: job.list.clone(), file: job.file.clone(), entry: job.entry.clone() };
                 inflight.push(request_unit(inner.clone(), a.peer, a.unit, target, a.ask_have));
             }
-            if inflight.is_empty() {
+            for w in sched.watches(Instant::now()) {
+                let Some(job) = jobs.get(w.file) else { continue };
+                watches.push(watch_peer(inner.clone(), w.peer, w.file, job.entry.clone(), w.known));
+            }
+            if inflight.is_empty() && watches.is_empty() {
                 // Everyone who could serve is only backing off after `Busy`: wait for the first of
                 // them rather than search the DHT again.
                 if let Some(until) = sched.backoff_ends(Instant::now()) {
@@ -420,8 +426,19 @@ impl Download<'_> {
                 next_discovery = Instant::now() + DISCOVERY_REFRESH;
             }
             // Wake for the next discovery round (never sooner than 200 ms: one may still be running).
-            let wake = next_discovery.max(Instant::now() + Duration::from_millis(200));
-            let Ok(next) = tokio::time::timeout_at(wake, inflight.next()).await else { continue };
+            let mut wake = next_discovery.max(Instant::now() + Duration::from_millis(200));
+            if let Some(until) = sched.backoff_ends(Instant::now()) {
+                // Nothing in flight, watches waiting: a peer backing off may be free sooner.
+                wake = wake.min(until);
+            }
+            let next = tokio::select! {
+                next = inflight.next(), if !inflight.is_empty() => next,
+                Some((peer, file, answer)) = watches.next(), if !watches.is_empty() => {
+                    sched.watched(peer, file, answer, Instant::now());
+                    continue;
+                }
+                () = tokio::time::sleep_until(wake) => continue,
+            };
             let Some((peer, unit, outcome)) = next else { continue };
             let progressed = matches!(outcome, Outcome::Written(..));
             if let Err(e) = self.answered(opts, jobs, sched, peer, unit, outcome).await {

@@ -9,7 +9,7 @@ use libp2p::PeerId;
 use lien_protocol::wire::{ErrorCode, Request, Response};
 use lien_protocol::{ChunkList, FileEntry};
 
-use super::schedule::{Outcome, Unit};
+use super::schedule::{Outcome, Unit, WatchAnswer};
 use super::write::verify_and_write;
 use crate::chunks::bit;
 use crate::node::Inner;
@@ -88,6 +88,37 @@ pub(crate) async fn request_unit(
         Err(e) => Outcome::Failed(e.to_string()),
     };
     (peer, unit, outcome)
+}
+
+/// How long a `Watch` asks the peer to wait for a change before answering anyway.
+const WATCH_WAIT_MS: u32 = 5_000;
+
+/// Watches `peer`'s holdings of `entry` (the fetch's file `index`), of which we last saw
+/// `known` chunks: answers when the peer gains chunks, or after [`WATCH_WAIT_MS`].
+pub(crate) async fn watch_peer(
+    inner: Arc<Inner>,
+    peer: PeerId,
+    index: usize,
+    entry: FileEntry,
+    known: u64,
+) -> (PeerId, usize, WatchAnswer) {
+    let request = Request::Watch { file: entry.id, known, wait_ms: WATCH_WAIT_MS };
+    let answer = match inner.net.request(peer, request).await {
+        Ok(r) => match r.header {
+            Response::Have { count, bitmap } => {
+                let expected = entry.chunk_size.count(entry.size);
+                match check_have(count, &bitmap, expected) {
+                    Ok(()) => WatchAnswer::Have(bitmap),
+                    Err(_) => WatchAnswer::Misfit,
+                }
+            }
+            // An older node does not know the request (an unknown variant is a bad request).
+            Response::Error { code: ErrorCode::BadRequest, .. } => WatchAnswer::Unsupported,
+            _ => WatchAnswer::Paused,
+        },
+        Err(_) => WatchAnswer::Paused,
+    };
+    (peer, index, answer)
 }
 
 /// Checks a peer's `Have` answer against the file's chunk count: a bitmap for another count

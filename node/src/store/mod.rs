@@ -221,6 +221,8 @@ pub struct Store {
     /// only): offered to peers at once (`have` includes them, and the server verifies every
     /// chunk again before sending it), never trusted for a resume after a crash.
     written: Arc<std::sync::Mutex<HashMap<ContentId, std::collections::BTreeSet<u64>>>>,
+    /// Who waits to hear that a partial file gained chunks (pushed availability, `Watch`).
+    gained: Arc<std::sync::Mutex<HashMap<ContentId, tokio::sync::watch::Sender<()>>>>,
 }
 
 impl Store {
@@ -269,7 +271,7 @@ impl Store {
             txn.open_table(PUBLISHER_COUNTS).db()?;
         }
         txn.commit().db()?;
-        Ok(Store { db: Arc::new(db), path: Arc::new(path.to_owned()), written: Arc::default() })
+        Ok(Store { db: Arc::new(db), path: Arc::new(path.to_owned()), written: Arc::default(), gained: Arc::default() })
     }
 
     /// The database file's path.

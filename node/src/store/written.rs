@@ -13,6 +13,24 @@ impl Store {
         if let Ok(mut w) = self.written.lock() {
             w.entry(*file).or_default().extend(indices);
         }
+        self.signal_gained(file);
+    }
+
+    /// A receiver that changes whenever `file` gains chunks here (see [`Store::note_written`]):
+    /// what a `Watch` request waits on.
+    pub fn watch_gains(&self, file: &ContentId) -> Option<tokio::sync::watch::Receiver<()>> {
+        let mut g = self.gained.lock().ok()?;
+        Some(g.entry(*file).or_insert_with(|| tokio::sync::watch::channel(()).0).subscribe())
+    }
+
+    /// Wakes whoever waits on `file`'s gains, and forgets the files nobody waits on.
+    fn signal_gained(&self, file: &ContentId) {
+        if let Ok(mut g) = self.gained.lock() {
+            if let Some(tx) = g.get(file) {
+                tx.send_replace(());
+            }
+            g.retain(|_, tx| tx.receiver_count() > 0);
+        }
     }
 
     /// Forgets the written-but-unmarked chunks of `file` (`None`: all of them).

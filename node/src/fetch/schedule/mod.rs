@@ -66,6 +66,36 @@ pub(crate) enum Outcome {
     Failed(String),
 }
 
+/// Most files of a fetch whose partial holders are watched at once (the first files of the
+/// queue): a dataset of thousands of files is watched a few files at a time.
+pub(crate) const MAX_WATCHED_FILES: usize = 4;
+/// How long a file's watch on a peer waits before it is renewed after a refusal or failure.
+pub(crate) const WATCH_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A `Watch` to send: `peer`'s holdings of `file`, of which we last saw `known` chunks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WatchRequest {
+    /// Whom to watch.
+    pub(crate) peer: PeerId,
+    /// The file's index in the dataset.
+    pub(crate) file: usize,
+    /// Chunks of it we last saw the peer hold.
+    pub(crate) known: u64,
+}
+
+/// How a `Watch` ended.
+#[derive(Debug)]
+pub(crate) enum WatchAnswer {
+    /// The peer's `Have` of the file (checked to fit it).
+    Have(Vec<u8>),
+    /// The peer's `Have` does not fit the file.
+    Misfit,
+    /// The peer does not know `Watch` (an older node): poll it.
+    Unsupported,
+    /// Refused (`Busy`, not found, forbidden) or failed: renewed after [`WATCH_PAUSE`].
+    Paused,
+}
+
 /// A request to send: `unit` from `peer`, asking it `Have` first when `ask_have`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Assignment {
@@ -209,6 +239,49 @@ impl Scheduler {
             })
             .min_by_key(|(n, i, _)| (*n, *i))
             .map(|(_, i, ask)| (i, ask))
+    }
+
+    /// Every `Watch` to send now: for the first [`MAX_WATCHED_FILES`] files with queued units,
+    /// each peer that wants watching for them ([`PeerState::wants_watch`]). Each is outstanding
+    /// from now until [`Scheduler::watched`].
+    pub(crate) fn watches(&mut self, now: Instant) -> Vec<WatchRequest> {
+        let mut files: Vec<usize> = Vec::new();
+        for u in &self.queue {
+            if !files.contains(&u.file) {
+                files.push(u.file);
+                if files.len() == MAX_WATCHED_FILES {
+                    break;
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for peer in &self.order {
+            let Some(state) = self.peers.get_mut(peer) else { continue };
+            for file in &files {
+                if state.wants_watch(*file, now) {
+                    state.watching.insert(*file);
+                    out.push(WatchRequest { peer: *peer, file: *file, known: state.held_count(*file) });
+                }
+            }
+        }
+        out
+    }
+
+    /// The `Watch` of `peer` for `file` ended with `answer` at `now`.
+    pub(crate) fn watched(&mut self, peer: PeerId, file: usize, answer: WatchAnswer, now: Instant) {
+        let count = self.chunk_counts.get(file).copied().unwrap_or(0);
+        let Some(state) = self.peers.get_mut(&peer) else { return };
+        state.watching.remove(&file);
+        match answer {
+            WatchAnswer::Have(bitmap) => state.record_have(file, bitmap, count, now),
+            WatchAnswer::Misfit => {
+                state.misfits.insert(file);
+            }
+            WatchAnswer::Unsupported => state.no_watch = true,
+            WatchAnswer::Paused => {
+                state.watch_pause.insert(file, now + WATCH_PAUSE);
+            }
+        }
     }
 
     /// When the first usable peer backing off after `Busy` may be asked again, if any is.

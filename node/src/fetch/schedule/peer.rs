@@ -58,6 +58,13 @@ pub(crate) struct PeerState {
     pub(crate) seed_of: HashSet<usize>,
     /// Files whose `Have` from this peer did not fit (another chunk count): never asked again.
     pub(crate) misfits: HashSet<usize>,
+    /// Files this peer is being watched for (a `Watch` outstanding): its `Have` of them stays
+    /// current without polling.
+    pub(crate) watching: HashSet<usize>,
+    /// Whether the peer does not answer `Watch` (an older node): it is polled instead.
+    pub(crate) no_watch: bool,
+    /// Until when a file's watch is not renewed after a refusal or a failure.
+    pub(crate) watch_pause: HashMap<usize, Instant>,
 }
 
 impl PeerState {
@@ -163,10 +170,28 @@ impl PeerState {
             && self.have.get(&file).is_some_and(|(bitmap, _)| bitmap.iter().any(|b| *b != 0))
     }
 
+    /// Whether this peer should be watched for `file` now: it answers `Watch`, its `Have` of the
+    /// file is known and fits, it is not a seed of it (a seed gains nothing; its `Have` is what
+    /// it chooses to offer, asked as before), and no watch is outstanding or paused.
+    pub(crate) fn wants_watch(&self, file: usize, now: Instant) -> bool {
+        self.usable()
+            && !self.no_watch
+            && self.have.contains_key(&file)
+            && !self.seed_of.contains(&file)
+            && !self.misfits.contains(&file)
+            && !self.watching.contains(&file)
+            && self.watch_pause.get(&file).is_none_or(|t| *t <= now)
+    }
+
+    /// Chunks of `file` this peer is known to hold.
+    pub(crate) fn held_count(&self, file: usize) -> u64 {
+        self.have.get(&file).map_or(0, |(bitmap, _)| bitmap.iter().map(|b| u64::from(b.count_ones())).sum())
+    }
+
     /// Whether this peer may hold `unit` at `now`, and whether to ask it `Have` first: `None`
     /// when it is known not to (or its chunks do not fit the file), `Some(true)` when its
-    /// holdings are unknown or older than [`HAVE_REFRESH`], `Some(false)` when its `Have` lists
-    /// every chunk of `unit`.
+    /// holdings are unknown or older than [`HAVE_REFRESH`] (and not watched), `Some(false)` when
+    /// its `Have` lists every chunk of `unit`.
     pub(crate) fn may_hold(&self, unit: &Unit, now: Instant) -> Option<bool> {
         if self.misfits.contains(&unit.file) {
             return None;
@@ -174,7 +199,11 @@ impl PeerState {
         match self.have.get(&unit.file) {
             None => Some(true),
             Some((bitmap, _)) if unit.chunks().all(|i| bit(bitmap, i)) => Some(false),
-            Some((_, at)) if now.saturating_duration_since(*at) > HAVE_REFRESH => Some(true),
+            Some((_, at))
+                if !self.watching.contains(&unit.file) && now.saturating_duration_since(*at) > HAVE_REFRESH =>
+            {
+                Some(true)
+            }
             Some(_) => None,
         }
     }

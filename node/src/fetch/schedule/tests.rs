@@ -314,3 +314,68 @@ fn invariants_hold_under_random_outcomes_and_every_unit_arrives() {
         assert_eq!(done.len(), all.len(), "seed {seed}: every unit arrives from the reliable seed");
     }
 }
+
+#[test]
+fn partial_holders_are_watched_once_each_and_seeds_and_unknown_peers_not() {
+    let now = Instant::now();
+    let mut s = Scheduler::new((0..10).map(|i| unit(0, i)), vec![10], 4);
+    let [seed, partial, empty, unknown] = peers(&mut s, 4, now)[..] else { panic!() };
+    knows(&mut s, seed, 0, full(10), now);
+    knows(&mut s, partial, 0, bitmap(10, &[1, 2]), now);
+    knows(&mut s, empty, 0, bitmap(10, &[]), now);
+    let w = s.watches(now);
+    let watched: HashSet<(PeerId, u64)> = w.iter().map(|w| (w.peer, w.known)).collect();
+    assert_eq!(watched, HashSet::from([(partial, 2), (empty, 0)]), "not the seed, not a peer never asked");
+    assert!(!w.iter().any(|w| w.peer == unknown || w.peer == seed));
+    assert!(s.watches(now).is_empty(), "one watch per peer and file at a time");
+    // The partial holder gains chunk 5: its watch answers, and it is watched again from there.
+    s.watched(partial, 0, WatchAnswer::Have(bitmap(10, &[1, 2, 5])), now);
+    let again = s.watches(now);
+    assert_eq!(again, vec![WatchRequest { peer: partial, file: 0, known: 3 }]);
+    // An older node: polled from now on, never watched. A refusal: watched again after a pause.
+    s.watched(empty, 0, WatchAnswer::Unsupported, now);
+    s.watched(partial, 0, WatchAnswer::Paused, now);
+    assert!(s.watches(now + WATCH_PAUSE / 2).is_empty());
+    assert_eq!(s.watches(now + WATCH_PAUSE).iter().map(|w| w.peer).collect::<Vec<_>>(), vec![partial]);
+    // It completes: a seed now, no longer watched.
+    s.watched(partial, 0, WatchAnswer::Have(full(10)), now + WATCH_PAUSE);
+    assert!(s.watches(now + WATCH_PAUSE * 3).is_empty());
+}
+
+#[test]
+fn a_watched_peer_is_not_polled_and_its_gains_are_asked_for_at_once() {
+    let now = Instant::now();
+    let mut s = Scheduler::new([unit(0, 4)], vec![10], 4);
+    let [partial] = peers(&mut s, 1, now)[..] else { panic!() };
+    knows(&mut s, partial, 0, bitmap(10, &[1]), now);
+    assert_eq!(s.watches(now).len(), 1);
+    let later = now + HAVE_REFRESH * 10;
+    assert!(s.assign(later).is_empty(), "watched: its Have is current, however old, and lacks chunk 4");
+    s.watched(partial, 0, WatchAnswer::Have(bitmap(10, &[1, 4])), later);
+    let a = s.assign(later);
+    assert_eq!(
+        a,
+        vec![Assignment { peer: partial, unit: unit(0, 4), ask_have: false }],
+        "asked at once, no Have first"
+    );
+    // A misfit answer to a watch: never asked for the file again.
+    let mut s = Scheduler::new([unit(0, 4)], vec![10], 4);
+    let [odd] = peers(&mut s, 1, now)[..] else { panic!() };
+    knows(&mut s, odd, 0, bitmap(10, &[1]), now);
+    assert_eq!(s.watches(now).len(), 1);
+    s.watched(odd, 0, WatchAnswer::Misfit, now);
+    assert!(s.assign(later).is_empty() && s.watches(later).is_empty());
+}
+
+#[test]
+fn only_the_first_files_of_the_queue_are_watched() {
+    let now = Instant::now();
+    let files = MAX_WATCHED_FILES + 3;
+    let mut s = Scheduler::new((0..files).map(|f| unit(f, 0)), vec![2; files], 4);
+    let [partial] = peers(&mut s, 1, now)[..] else { panic!() };
+    for f in 0..files {
+        knows(&mut s, partial, f, bitmap(2, &[1]), now);
+    }
+    let watched: Vec<usize> = s.watches(now).iter().map(|w| w.file).collect();
+    assert_eq!(watched, (0..MAX_WATCHED_FILES).collect::<Vec<_>>());
+}
