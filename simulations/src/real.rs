@@ -370,6 +370,8 @@ pub async fn run(scn: &Scenario, topo: &Topology, seed: u64, progress: &(dyn Fn(
         }
     }
     let mut last_report = Instant::now();
+    let debug = std::env::var_os("LIEN_SIM_DEBUG").is_some();
+    let mut last_debug = Instant::now();
     loop {
         let now = Instant::now();
         if now >= end {
@@ -389,6 +391,19 @@ pub async fn run(scn: &Scenario, topo: &Topology, seed: u64, progress: &(dyn Fn(
             }
         }
         let done = finished.lock().map(|f| f.iter().flatten().count()).unwrap_or(0);
+        if debug && now.duration_since(last_debug) >= Duration::from_millis(500) {
+            // Where the swarm's time goes: bytes every node sent so far (the publisher's
+            // apart), against what all the uplinks could have sent since the announcement.
+            last_debug = now;
+            let sent = net.sent();
+            let publisher_sent = sent.get(publisher).copied().unwrap_or(0);
+            let all: u64 = sent.iter().sum();
+            eprintln!(
+                "debug t={elapsed:.1}s: sent {:.1} MiB (publisher {:.1} MiB), fetches done {done}",
+                all as f64 / 1048576.0,
+                publisher_sent as f64 / 1048576.0,
+            );
+        }
         if now.duration_since(last_report) >= Duration::from_secs(30) {
             last_report = now;
             let got = announce.iter().flatten().count();
