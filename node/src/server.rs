@@ -1,19 +1,123 @@
-//! Answers other peers' transfer requests from the store and from ordinary files on disk.
+//! Answers other peers' transfer requests from the store and from ordinary files on disk, and
+//! [`Serving`], the part of the node that does it: what answering needs, and the one admission
+//! path every transport (libp2p requests in `events.rs`, the bulk channel's server) goes through.
 //!
 //! Every chunk is verified against its chunk list right before it is sent, so a file edited
 //! after it was published in place (or damaged on disk) is never served as if it were whole.
 
+use std::sync::Arc;
+
 use libp2p::PeerId;
 use lien_protocol::wire::{ErrorCode, Request, Response, MAX_CATALOG_PAGE, MAX_CHUNKS_PAYLOAD};
 use lien_protocol::ChunkSize;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
 
 use crate::audit::AuditLog;
+use crate::bulk::slots::{UploadSlot, UploadSlots};
+use crate::bulk::BulkServer;
 use crate::chunks::{bit, chunk_list_key, load_chunk_list, mtime_ns, read_at};
 use crate::network::TransferResponse;
 use crate::seeding::SeedLedger;
 use crate::stats::Stats;
 use crate::store::Store;
+use crate::tasks::Tasks;
 use crate::trust::SharedTrust;
+
+/// Inbound requests answered at once (libp2p and the bulk channel together); more get `Busy`.
+pub(crate) const MAX_INBOUND_IN_FLIGHT: usize = 64;
+
+/// The serving part of a node: everything answering other peers' requests uses, whichever
+/// transport brought them. Built once by `Node::start`, shared behind an `Arc`.
+pub(crate) struct Serving {
+    /// Where manifests, lists, file records and marks are read.
+    pub(crate) store: Store,
+    /// Counters of what was served.
+    pub(crate) stats: Arc<Stats>,
+    /// The log every chunk range served goes into before it is sent.
+    pub(crate) audit: Arc<AuditLog>,
+    /// Who may read restricted files, which trust records are passed on.
+    pub(crate) trust: SharedTrust,
+    /// What this node handed out of the files it seeds (super-seeding, `seeding.rs`).
+    pub(crate) seeding: SeedLedger,
+    /// Upload slots, as BitTorrent's unchoke slots: beyond them chunk requests (on libp2p or the
+    /// bulk channel) get `Busy`, so fetchers spread over other holders instead of all queueing
+    /// at the publisher.
+    pub(crate) uploads: Arc<UploadSlots>,
+    /// Inbound requests being answered; beyond [`MAX_INBOUND_IN_FLIGHT`] requests get `Busy`.
+    pub(crate) inbound: Arc<Semaphore>,
+    /// This node's bulk channel listener, when it has one.
+    pub(crate) bulk: Option<Arc<BulkServer>>,
+    /// Adversary mode (simulations and tests only): corrupt every chunk sent.
+    pub(crate) corrupt: bool,
+    /// Where answers are computed (the blocking pool, tracked so shutdown waits for them).
+    pub(crate) tasks: Tasks,
+}
+
+/// What an admitted request holds until its answer is written: an in-flight permit and, for
+/// chunks, an upload slot. Dropping it gives both back.
+#[derive(Debug)]
+pub(crate) struct Admitted {
+    _permit: OwnedSemaphorePermit,
+    _slot: Option<UploadSlot>,
+}
+
+/// An answer on its way to the transport that asked.
+#[derive(Debug)]
+pub(crate) enum Answer {
+    /// Known at once (`Busy`, a bad request): holds nothing.
+    Ready(TransferResponse),
+    /// Being computed off the async threads, holding its admission until written.
+    Pending(JoinHandle<TransferResponse>, Admitted),
+}
+
+impl Answer {
+    /// Waits for the response. Returns it with the admission it holds: drop that once the
+    /// response is written.
+    pub(crate) async fn response(self) -> (TransferResponse, Option<Admitted>) {
+        match self {
+            Answer::Ready(response) => (response, None),
+            Answer::Pending(handle, admitted) => {
+                (handle.await.unwrap_or_else(|_| err(ErrorCode::Internal, "internal error")), Some(admitted))
+            }
+        }
+    }
+}
+
+impl Serving {
+    /// The one admission path of every transport: an inbound in-flight permit and, for chunks,
+    /// a fair upload slot; `None` means answer `Busy`.
+    pub(crate) fn admit(&self, peer: PeerId, request: &Request) -> Option<Admitted> {
+        let permit = self.inbound.clone().try_acquire_owned().ok()?;
+        let slot = match request {
+            Request::Chunks { .. } => Some(self.uploads.try_acquire(peer)?),
+            _ => None,
+        };
+        Some(Admitted { _permit: permit, _slot: slot })
+    }
+
+    /// Admits `request` from `peer` and starts answering it off the async threads (`Busy` at
+    /// once when it is not admitted).
+    pub(crate) fn serve(self: &Arc<Self>, peer: PeerId, request: Request) -> Answer {
+        let Some(admitted) = self.admit(peer, &request) else {
+            return Answer::Ready(err(ErrorCode::Busy, "busy"));
+        };
+        let serving = self.clone();
+        let handle = self.tasks.spawn_blocking(move || {
+            answer(
+                &serving.store,
+                &serving.stats,
+                &serving.audit,
+                &serving.trust,
+                &serving.seeding,
+                &peer,
+                request,
+                serving.corrupt,
+            )
+        });
+        Answer::Pending(handle, admitted)
+    }
+}
 
 fn err(code: ErrorCode, message: impl Into<String>) -> TransferResponse {
     TransferResponse::plain(Response::error(code, message))
