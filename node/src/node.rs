@@ -9,7 +9,7 @@ use std::time::Duration;
 use libp2p::{Multiaddr, PeerId};
 use lien_protocol::name::{name_key, NameRecord};
 use lien_protocol::{ContentId, Manifest, PublisherKey, PublisherSecret, Slug};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -19,12 +19,12 @@ use crate::catalog::keeper::CatalogKeeper;
 use crate::catalog::CatalogError;
 use crate::config::NodeConfig;
 use crate::events::{dispatch, keep_connected, validate_name_record, Dispatcher, Reconnect};
-use crate::fetch::{self, FetchError, FetchOptions, FetchReport, FetchSettings, Fetcher, FetcherParts};
+use crate::fetch::{self, FetchError, FetchOptions, FetchReport, FetchSettings, Fetcher};
 use crate::keyfile::{self, KeyFileError};
 use crate::local::{self, FileCheck, LocalError, LocalSummary, Removal};
 use crate::network::{self, Command, NetError, NetworkHandle, NetworkSetup, PeerInfo, Verdict};
 use crate::publish::{self, PublishError, PublishRequest};
-use crate::server::{Serving, MAX_INBOUND_IN_FLIGHT};
+use crate::server::{Serving, ServingSettings};
 use crate::stats::{Stats, StatsSnapshot};
 use crate::store::{LocalDataset, LocalKind, Store, StoreError};
 use crate::target::Target;
@@ -245,18 +245,15 @@ impl Node {
         let setup = NetworkSetup { bulk_handoff: bulk.as_ref().map(|(handoff, _, _)| handoff.clone()), ..setup };
         let (net, net_task) = network::spawn(&config, setup, events_tx)?;
         let tasks = Tasks::default();
-        let serving = Arc::new(Serving {
-            store: store.clone(),
-            stats: stats.clone(),
-            audit: audit.clone(),
-            trust: trust.clone(),
-            seeding: Default::default(),
-            uploads: crate::bulk::slots::UploadSlots::new(config.max_concurrent_uploads),
-            inbound: Arc::new(Semaphore::new(MAX_INBOUND_IN_FLIGHT)),
-            bulk: bulk.as_ref().map(|(_, _, server)| server.clone()),
-            corrupt: config.adversary_corrupt_chunks,
-            tasks: tasks.clone(),
-        });
+        let serving = Arc::new(Serving::new(
+            store.clone(),
+            stats.clone(),
+            audit.clone(),
+            trust.clone(),
+            tasks.clone(),
+            bulk.as_ref().map(|(_, _, server)| server.clone()),
+            ServingSettings::of(&config),
+        ));
         let bulk_clients = crate::bulk::BulkClients::new(
             config.bulk_enabled(),
             Duration::from_secs(config.request_timeout_secs.max(1)),
@@ -266,14 +263,12 @@ impl Node {
             stats.clone(),
         );
         let fetcher = Arc::new(Fetcher::new(
-            FetcherParts {
-                store: store.clone(),
-                net: net.clone(),
-                trust: trust.clone(),
-                stats: stats.clone(),
-                bulk: bulk_clients,
-                tasks: tasks.clone(),
-            },
+            store.clone(),
+            net.clone(),
+            trust.clone(),
+            stats.clone(),
+            bulk_clients,
+            tasks.clone(),
             FetchSettings::of(&config),
         ));
         let mirror_fetcher = fetcher.clone();

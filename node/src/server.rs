@@ -1,5 +1,5 @@
 //! Answers other peers' transfer requests from the store and from ordinary files on disk, and
-//! [`Serving`], the part of the node that does it: what answering needs, and the one admission
+//! `Serving`, the part of the node that does it: what answering needs, and the one admission
 //! path every transport (libp2p requests in `events.rs`, the bulk channel's server) goes through.
 //!
 //! Every chunk is verified against its chunk list right before it is sent, so a file edited
@@ -31,25 +31,25 @@ pub(crate) const MAX_INBOUND_IN_FLIGHT: usize = 64;
 /// transport brought them. Built once by `Node::start`, shared behind an `Arc`.
 pub(crate) struct Serving {
     /// Where manifests, lists, file records and marks are read.
-    pub(crate) store: Store,
+    store: Store,
     /// Counters of what was served.
     pub(crate) stats: Arc<Stats>,
     /// The log every chunk range served goes into before it is sent.
-    pub(crate) audit: Arc<AuditLog>,
+    audit: Arc<AuditLog>,
     /// Who may read restricted files, which trust records are passed on.
-    pub(crate) trust: SharedTrust,
+    trust: SharedTrust,
     /// What this node handed out of the files it seeds (super-seeding, `seeding.rs`).
-    pub(crate) seeding: SeedLedger,
+    seeding: SeedLedger,
     /// Upload slots, as BitTorrent's unchoke slots: beyond them chunk requests (on libp2p or the
     /// bulk channel) get `Busy`, so fetchers spread over other holders instead of all queueing
     /// at the publisher.
-    pub(crate) uploads: Arc<UploadSlots>,
+    uploads: Arc<UploadSlots>,
     /// Inbound requests being answered; beyond [`MAX_INBOUND_IN_FLIGHT`] requests get `Busy`.
     pub(crate) inbound: Arc<Semaphore>,
     /// This node's bulk channel listener, when it has one.
     pub(crate) bulk: Option<Arc<BulkServer>>,
     /// Adversary mode (simulations and tests only): corrupt every chunk sent.
-    pub(crate) corrupt: bool,
+    corrupt: bool,
     /// Where answers are computed (the blocking pool, tracked so shutdown waits for them).
     pub(crate) tasks: Tasks,
 }
@@ -84,7 +84,48 @@ impl Answer {
     }
 }
 
+/// The config values serving reads, taken from the node's config once.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ServingSettings {
+    /// Chunk requests served at once (`max_concurrent_uploads`).
+    pub(crate) uploads: usize,
+    /// Adversary mode (`adversary_corrupt_chunks`, set from code only).
+    pub(crate) corrupt: bool,
+}
+
+impl ServingSettings {
+    /// The serving settings of `config`.
+    pub(crate) fn of(config: &crate::config::NodeConfig) -> ServingSettings {
+        ServingSettings { uploads: config.max_concurrent_uploads, corrupt: config.adversary_corrupt_chunks }
+    }
+}
+
 impl Serving {
+    /// Serving over the node's `store`, `stats`, `audit` log and `trust`, answering under
+    /// `tasks`, with the bulk channel's listener `bulk` if there is one.
+    pub(crate) fn new(
+        store: Store,
+        stats: Arc<Stats>,
+        audit: Arc<AuditLog>,
+        trust: SharedTrust,
+        tasks: Tasks,
+        bulk: Option<Arc<BulkServer>>,
+        settings: ServingSettings,
+    ) -> Serving {
+        Serving {
+            store,
+            stats,
+            audit,
+            trust,
+            seeding: SeedLedger::default(),
+            uploads: UploadSlots::new(settings.uploads),
+            inbound: Arc::new(Semaphore::new(MAX_INBOUND_IN_FLIGHT)),
+            bulk,
+            corrupt: settings.corrupt,
+            tasks,
+        }
+    }
+
     /// The one admission path of every transport: an inbound in-flight permit and, for chunks,
     /// a fair upload slot; `None` means answer `Busy`.
     pub(crate) fn admit(&self, peer: PeerId, request: &Request) -> Option<Admitted> {

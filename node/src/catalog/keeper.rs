@@ -24,9 +24,9 @@ pub(crate) type MirrorHook = Arc<dyn Fn(ContentId) + Send + Sync>;
 /// The catalog part of a node. Built once by `Node::start`, shared behind an `Arc`.
 pub(crate) struct CatalogKeeper {
     /// Where manifests and trust records are kept.
-    pub(crate) store: Store,
+    store: Store,
     /// Which publishers this node trusts, and which trust records it admits.
-    pub(crate) trust: SharedTrust,
+    trust: SharedTrust,
     /// Catch-up's requests to peers.
     pub(crate) net: NetworkHandle,
     /// Where catch-up runs.

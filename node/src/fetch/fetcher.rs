@@ -21,13 +21,13 @@ use crate::trust::SharedTrust;
 #[derive(Debug, Clone)]
 pub(crate) struct FetchSettings {
     /// Threads to hash whole files and local copies with.
-    pub(crate) hash_threads: usize,
+    pub(super) hash_threads: usize,
     /// Requests in flight to one peer (`fetch_requests_per_peer`).
-    pub(crate) requests_per_peer: usize,
+    pub(super) requests_per_peer: usize,
     /// Bytes of fetched and copied datasets this node may hold (0 = no limit).
-    pub(crate) storage_quota_bytes: u64,
+    pub(super) storage_quota_bytes: u64,
     /// Where published (copied) datasets live: counted in the quota; mirrors go below it.
-    pub(crate) data_dir: PathBuf,
+    pub(super) data_dir: PathBuf,
 }
 
 impl FetchSettings {
@@ -46,43 +46,35 @@ impl FetchSettings {
 /// fetch, resumed fetch and mirror.
 pub(crate) struct Fetcher {
     /// Where manifests, lists, file records and marks go.
-    pub(crate) store: Store,
+    pub(super) store: Store,
     /// Provider lookups, requests and `Provide`.
-    pub(crate) net: NetworkHandle,
+    pub(super) net: NetworkHandle,
     /// Whether this node trusts a manifest's publisher.
-    pub(crate) trust: SharedTrust,
+    pub(super) trust: SharedTrust,
     /// Transfer counters.
-    pub(crate) stats: Arc<Stats>,
+    pub(super) stats: Arc<Stats>,
     /// The data path: bulk channels to peers, libp2p as the fallback.
-    pub(crate) bulk: BulkClients,
+    pub(super) bulk: BulkClients,
     /// The config values a fetch reads.
-    pub(crate) settings: FetchSettings,
+    pub(super) settings: FetchSettings,
     /// Where mirrors run.
     tasks: Tasks,
     /// One lock per dataset being fetched, so a resumed fetch and a new `get` never interleave.
     locks: Mutex<HashMap<ContentId, Arc<tokio::sync::Mutex<()>>>>,
 }
 
-/// What [`Fetcher::new`] takes: the fetcher's handles, each shared with the rest of the node.
-pub(crate) struct FetcherParts {
-    /// The node's store.
-    pub(crate) store: Store,
-    /// The node's network handle.
-    pub(crate) net: NetworkHandle,
-    /// The node's trust state.
-    pub(crate) trust: SharedTrust,
-    /// The node's counters.
-    pub(crate) stats: Arc<Stats>,
-    /// The bulk channel's clients.
-    pub(crate) bulk: BulkClients,
-    /// The node's tasks.
-    pub(crate) tasks: Tasks,
-}
-
 impl Fetcher {
-    /// A fetcher over `parts`, reading `settings`.
-    pub(crate) fn new(parts: FetcherParts, settings: FetchSettings) -> Fetcher {
-        let FetcherParts { store, net, trust, stats, bulk, tasks } = parts;
+    /// A fetcher over the node's `store`, `net`, `trust` and `stats`, with `bulk` as its data
+    /// path, running mirrors under `tasks` and reading `settings`.
+    pub(crate) fn new(
+        store: Store,
+        net: NetworkHandle,
+        trust: SharedTrust,
+        stats: Arc<Stats>,
+        bulk: BulkClients,
+        tasks: Tasks,
+        settings: FetchSettings,
+    ) -> Fetcher {
         Fetcher { store, net, trust, stats, bulk, settings, tasks, locks: Mutex::default() }
     }
 

@@ -40,7 +40,7 @@ mod request;
 mod schedule;
 mod write;
 
-pub(crate) use fetcher::{FetchSettings, Fetcher, FetcherParts};
+pub(crate) use fetcher::{FetchSettings, Fetcher};
 use plan::FileJob;
 use request::{request_unit, WriteTarget};
 use schedule::{Outcome, Scheduler, Unit};
