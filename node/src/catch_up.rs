@@ -10,6 +10,9 @@
 //! uses none of the budget: after the start-up, most queued peers are gone). A node that
 //! starts, or comes back after a partition, catches up from the first peers it meets (its
 //! bootstrap and remembered peers, or the first across the healed cut) within moments.
+//!
+//! The queue and the pulls belong to the node's catalog part (`catalog::keeper`), which keeps
+//! what they bring.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -21,8 +24,7 @@ use lien_protocol::wire::{Request, Response, MAX_CATALOG_PAGE};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::events::{keep_manifest, maybe_mirror};
-use crate::node::Inner;
+use crate::catalog::keeper::CatalogKeeper;
 
 /// Peers caught up with per [`WINDOW`].
 pub(crate) const PEERS_PER_WINDOW: usize = 8;
@@ -105,17 +107,18 @@ impl CatchUpQueue {
     }
 }
 
-/// Catches up with queued peers for as long as the node runs, each in a task of its own.
-pub(crate) async fn run(inner: Arc<Inner>) {
+/// Catches up with the peers queued in `keeper` for as long as the node runs, each in a task of
+/// its own.
+pub(crate) async fn run(keeper: Arc<CatalogKeeper>) {
     loop {
-        let peer = inner.catch_up.next().await;
-        match inner.net.peer_addrs(peer).await {
+        let peer = keeper.catch_up.next().await;
+        match keeper.net.peer_addrs(peer).await {
             Ok(addrs) if !addrs.is_empty() => {
-                inner.tasks.spawn(catch_up_with(inner.clone(), peer));
+                keeper.tasks.spawn(catch_up_with(keeper.clone(), peer));
             }
             Ok(_) => {
                 tracing::debug!(%peer, "not catching up: no longer connected");
-                inner.catch_up.refund();
+                keeper.catch_up.refund();
             }
             Err(_) => return,
         }
@@ -124,23 +127,23 @@ pub(crate) async fn run(inner: Arc<Inner>) {
 
 /// Catches up with one peer: its trust records first (so delegations are known before the
 /// manifests they vouch for), then its catalog.
-pub(crate) async fn catch_up_with(inner: Arc<Inner>, peer: PeerId) {
-    pull_trust(&inner, peer).await;
-    pull_catalog(inner, peer).await;
+pub(crate) async fn catch_up_with(keeper: Arc<CatalogKeeper>, peer: PeerId) {
+    pull_trust(&keeper, peer).await;
+    pull_catalog(keeper, peer).await;
 }
 
 /// Pulls a peer's trust records page by page, keeping every valid one.
-async fn pull_trust(inner: &Arc<Inner>, peer: PeerId) {
+async fn pull_trust(keeper: &Arc<CatalogKeeper>, peer: PeerId) {
     let mut after = 0;
     for _ in 0..MAX_PAGES {
-        let Ok(r) = inner.net.request(peer, Request::TrustRecords { after, limit: MAX_CATALOG_PAGE }).await else {
+        let Ok(r) = keeper.net.request(peer, Request::TrustRecords { after, limit: MAX_CATALOG_PAGE }).await else {
             return;
         };
         let Response::TrustRecords { records, next, more } = r.header else { return };
-        let (store, trust) = (inner.store.clone(), inner.trust.clone());
+        let keeping = keeper.clone();
         let _ = tokio::task::spawn_blocking(move || {
             for bytes in records {
-                if let Err(e) = trust.accept(&store, &bytes) {
+                if let Err(e) = keeping.keep_trust_record(&bytes) {
                     tracing::info!(%peer, "peer holds an invalid trust record: {e}");
                 }
             }
@@ -154,10 +157,10 @@ async fn pull_trust(inner: &Arc<Inner>, peer: PeerId) {
 }
 
 /// Pulls a peer's catalog page by page, keeping every valid, trusted manifest.
-async fn pull_catalog(inner: Arc<Inner>, peer: PeerId) {
+async fn pull_catalog(keeper: Arc<CatalogKeeper>, peer: PeerId) {
     let mut after = 0;
     for _ in 0..MAX_PAGES {
-        let response = match inner.net.request(peer, Request::Catalog { after, limit: MAX_CATALOG_PAGE }).await {
+        let response = match keeper.net.request(peer, Request::Catalog { after, limit: MAX_CATALOG_PAGE }).await {
             Ok(r) => r.header,
             Err(e) => {
                 tracing::debug!(%peer, "catalog sync stopped: {e}");
@@ -165,13 +168,13 @@ async fn pull_catalog(inner: Arc<Inner>, peer: PeerId) {
             }
         };
         let Response::Catalog { manifests, next, more } = response else { return };
-        let keep_inner = inner.clone();
+        let keeping = keeper.clone();
         let stored = tokio::task::spawn_blocking(move || {
             let mut new = Vec::new();
             for bytes in manifests {
                 match Manifest::decode(&bytes) {
                     Ok(m) => {
-                        if keep_manifest(&keep_inner, &m) {
+                        if keeping.keep_manifest(&m) {
                             new.push(m);
                         }
                     }
@@ -183,7 +186,7 @@ async fn pull_catalog(inner: Arc<Inner>, peer: PeerId) {
         .await;
         let Ok(new) = stored else { return };
         for m in &new {
-            maybe_mirror(&inner, m);
+            keeper.maybe_mirror(m);
         }
         if !more || next <= after {
             return;

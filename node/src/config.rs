@@ -318,10 +318,36 @@ impl NodeConfig {
 
     /// Whether the mirror policy (`mirror_publishers`, `mirror_themes`) covers this dataset.
     pub fn mirrors(&self, body: &lien_protocol::ManifestBody) -> bool {
-        let publisher = body.publisher.to_string();
-        self.mirror_publishers.contains(&publisher)
-            || body.metadata.themes.iter().any(|t| self.mirror_themes.iter().any(|w| w.eq_ignore_ascii_case(t)))
+        mirror_covers(&self.mirror_publishers, &self.mirror_themes, body)
     }
+
+    /// The mirror policy on its own (what the catalog keeps of the config).
+    pub fn mirror_policy(&self) -> MirrorPolicy {
+        MirrorPolicy { publishers: self.mirror_publishers.clone(), themes: self.mirror_themes.clone() }
+    }
+}
+
+/// Which new datasets a node mirrors (fetches and pins): `mirror_publishers`, `mirror_themes`.
+#[derive(Debug, Clone, Default)]
+pub struct MirrorPolicy {
+    /// Every new dataset of these publishers (keys in text form).
+    pub publishers: Vec<String>,
+    /// Every new dataset with one of these themes (case-insensitive).
+    pub themes: Vec<String>,
+}
+
+impl MirrorPolicy {
+    /// Whether the policy covers this dataset.
+    pub fn covers(&self, body: &lien_protocol::ManifestBody) -> bool {
+        mirror_covers(&self.publishers, &self.themes, body)
+    }
+}
+
+/// Whether a dataset is one of `publishers`' or has one of `themes`.
+fn mirror_covers(publishers: &[String], themes: &[String], body: &lien_protocol::ManifestBody) -> bool {
+    let publisher = body.publisher.to_string();
+    publishers.contains(&publisher)
+        || body.metadata.themes.iter().any(|t| themes.iter().any(|w| w.eq_ignore_ascii_case(t)))
 }
 
 #[cfg(test)]

@@ -14,8 +14,9 @@
 //! - [`catalog`]: the in-memory, ranked catalog index every search answers from;
 //! - [`local`]: the datasets held here (sizes, removal, verification);
 //! - [`home`]: the files of a home folder (`lien init`, the API token, `daemon.json`);
-//! - [`node`]: the running node tying them together; `tasks.rs`: every task it spawns, stopped
-//!   and awaited by [`Node::shutdown`].
+//! - [`node`]: the running node composing its parts (serving in [`server`], fetching in
+//!   [`fetch`], the catalog in [`catalog`]), each holding only what it uses; `tasks.rs`: every
+//!   task it spawns, stopped and awaited by [`Node::shutdown`].
 
 pub mod audit;
 /// The bulk data channel: chunk traffic on TLS 1.3 beside the libp2p connection.

@@ -9,20 +9,22 @@ use std::time::Duration;
 use libp2p::{Multiaddr, PeerId};
 use lien_protocol::name::{name_key, NameRecord};
 use lien_protocol::{ContentId, Manifest, PublisherKey, PublisherSecret, Slug};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::audit::{AuditError, AuditLog};
 use crate::catalog::index::{CatalogIndex, Query};
-use crate::catalog::{Catalog, CatalogError};
+use crate::catalog::keeper::CatalogKeeper;
+use crate::catalog::CatalogError;
 use crate::config::NodeConfig;
-use crate::events::{dispatch, keep_connected, validate_name_record};
-use crate::fetch::{self, FetchError, FetchOptions, FetchReport};
+use crate::events::{dispatch, keep_connected, validate_name_record, Dispatcher, Reconnect};
+use crate::fetch::{self, FetchError, FetchOptions, FetchReport, FetchSettings, Fetcher};
 use crate::keyfile::{self, KeyFileError};
 use crate::local::{self, FileCheck, LocalError, LocalSummary, Removal};
 use crate::network::{self, Command, NetError, NetworkHandle, NetworkSetup, PeerInfo, Verdict};
 use crate::publish::{self, PublishError, PublishRequest};
+use crate::server::{Serving, ServingSettings};
 use crate::stats::{Stats, StatsSnapshot};
 use crate::store::{LocalDataset, LocalKind, Store, StoreError};
 use crate::target::Target;
@@ -30,14 +32,8 @@ use crate::tasks::Tasks;
 use crate::trust::{SharedTrust, TrustStoreError};
 use lien_protocol::trust::Admission;
 
-/// Inbound requests answered at once; more get `Busy`.
-pub(crate) const MAX_INBOUND_IN_FLIGHT: usize = 64;
 /// Capacity of the network → node event channel.
 const EVENT_CAPACITY: usize = 1024;
-/// Most addresses redialled in one reconnection round.
-pub(crate) const MAX_REDIALS: usize = 16;
-/// How long one redial may take.
-pub(crate) const REDIAL_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long [`Node::shutdown`] waits for each stage (tasks, network task, blocking work).
 const STOP_LIMIT: Duration = Duration::from_secs(10);
 /// How often [`Node::shutdown`] looks whether blocking work has given the store back.
@@ -95,40 +91,35 @@ pub enum NodeError {
     Task(String),
 }
 
-/// Shared state of a running node.
-pub(crate) struct Inner {
-    pub(crate) config: NodeConfig,
-    pub(crate) store: Store,
-    pub(crate) net: NetworkHandle,
-    pub(crate) secret: PublisherSecret,
-    pub(crate) stats: Arc<Stats>,
-    pub(crate) trust: SharedTrust,
-    pub(crate) audit: Arc<AuditLog>,
-    /// One lock per dataset being fetched, so a resumed fetch and a new `get` never interleave.
-    pub(crate) fetch_locks: std::sync::Mutex<std::collections::HashMap<ContentId, Arc<tokio::sync::Mutex<()>>>>,
-    /// Upload slots, as BitTorrent's unchoke slots: beyond them chunk requests (on libp2p or the
-    /// bulk channel) get `Busy`, so fetchers spread over other holders instead of all queueing
-    /// at the publisher.
-    pub(crate) uploads: Arc<crate::bulk::slots::UploadSlots>,
-    /// What this node handed out of the files it seeds (super-seeding, `seeding.rs`).
-    pub(crate) seeding: crate::seeding::SeedLedger,
-    /// Inbound requests being answered (libp2p and the bulk channel); beyond
-    /// `MAX_INBOUND_IN_FLIGHT` requests get `Busy`.
-    pub(crate) inbound: Arc<Semaphore>,
-    /// `Watch` requests waiting for chunks (pushed availability), bounded apart (`watch.rs`).
-    pub(crate) watches: Arc<crate::watch::WatchSlots>,
-    /// This node's certificate for the bulk channel, when it has the channel.
-    pub(crate) bulk_identity: Option<Arc<crate::bulk::tls::Identity>>,
-    /// This node's bulk channel listener, when it has one.
-    pub(crate) bulk_server: Option<Arc<crate::bulk::BulkServer>>,
-    /// Bulk channels to other peers.
-    pub(crate) bulk_clients: crate::bulk::BulkClients,
-    /// Peers waiting to be caught up with (trust records and catalog), a few per window.
-    pub(crate) catch_up: crate::catch_up::CatchUpQueue,
-    /// The in-memory catalog index every search answers from (filled on the first search).
-    pub(crate) catalog: Catalog,
-    /// Every task the node spawns, and the token that stops them.
-    pub(crate) tasks: Tasks,
+/// What a running node is made of: the handles its own operations use, and the parts that do
+/// the work (each holding only what it uses; none of them sees this struct).
+struct Inner {
+    config: NodeConfig,
+    store: Store,
+    net: NetworkHandle,
+    secret: PublisherSecret,
+    stats: Arc<Stats>,
+    trust: SharedTrust,
+    audit: Arc<AuditLog>,
+    /// Every task the node spawns, and the token that stops them (each part holds a clone).
+    tasks: Tasks,
+    /// Answers other peers' requests, on libp2p and the bulk channel.
+    serving: Arc<Serving>,
+    /// Downloads datasets (`get`, resumed fetches, mirrors).
+    fetcher: Arc<Fetcher>,
+    /// Keeps, indexes and mirrors the catalog; catches up with new peers.
+    catalog: Arc<CatalogKeeper>,
+}
+
+impl Inner {
+    /// Handles on the node's state held now: the store's and each part's. Beyond those the node
+    /// holds itself, they belong to running work.
+    fn holders(&self) -> usize {
+        self.store.handles()
+            + Arc::strong_count(&self.serving)
+            + Arc::strong_count(&self.fetcher)
+            + Arc::strong_count(&self.catalog)
+    }
 }
 
 /// A running Lien node. Cheap to clone; call [`Node::shutdown`] to stop it.
@@ -138,13 +129,14 @@ pub struct Node {
 }
 
 /// What every clone of a [`Node`] shares. Clones of `Node` share this one `Arc<Inner>`, so the
-/// count of `inner` beyond one is the number of tasks still holding the node's state.
+/// count of `inner` beyond one is the number of blocking operations still holding it.
 struct Shared {
     inner: Arc<Inner>,
     /// The network task (stopped last, after every task that may still talk to it).
     net_task: std::sync::Mutex<Option<JoinHandle<()>>>,
-    /// Handles on the store held by the node itself (any more belong to running work).
-    own_store_handles: usize,
+    /// [`Inner::holders`] when nothing ran yet: the node's own handles (any more belong to
+    /// running work).
+    own_holders: usize,
 }
 
 impl std::fmt::Debug for Node {
@@ -252,37 +244,63 @@ impl Node {
         };
         let setup = NetworkSetup { bulk_handoff: bulk.as_ref().map(|(handoff, _, _)| handoff.clone()), ..setup };
         let (net, net_task) = network::spawn(&config, setup, events_tx)?;
-        let uploads = crate::bulk::slots::UploadSlots::new(config.max_concurrent_uploads);
-        let inner = Arc::new(Inner {
-            config,
-            store,
-            net,
-            secret,
-            stats,
-            trust,
-            audit,
-            fetch_locks: Default::default(),
-            uploads,
-            seeding: Default::default(),
-            inbound: Arc::new(Semaphore::new(MAX_INBOUND_IN_FLIGHT)),
-            watches: Arc::default(),
+        let tasks = Tasks::default();
+        let serving = Arc::new(Serving::new(
+            store.clone(),
+            stats.clone(),
+            audit.clone(),
+            trust.clone(),
+            tasks.clone(),
+            bulk.as_ref().map(|(_, _, server)| server.clone()),
+            ServingSettings::of(&config),
+        ));
+        let bulk_clients = crate::bulk::BulkClients::new(
+            config.bulk_enabled(),
+            Duration::from_secs(config.request_timeout_secs.max(1)),
             bulk_identity,
-            bulk_server: bulk.as_ref().map(|(_, _, server)| server.clone()),
-            bulk_clients: Default::default(),
-            catch_up: Default::default(),
-            catalog: Catalog::default(),
-            tasks: Tasks::default(),
-        });
-        let own_store_handles = inner.store.handles();
-        inner.tasks.spawn(dispatch(inner.clone(), events_rx));
-        inner.tasks.spawn(crate::catch_up::run(inner.clone()));
+            net.clone(),
+            tasks.clone(),
+            stats.clone(),
+        );
+        let fetcher = Arc::new(Fetcher::new(
+            store.clone(),
+            net.clone(),
+            trust.clone(),
+            stats.clone(),
+            bulk_clients,
+            tasks.clone(),
+            FetchSettings::of(&config),
+        ));
+        let mirror_fetcher = fetcher.clone();
+        let catalog = Arc::new(CatalogKeeper::new(
+            store.clone(),
+            trust.clone(),
+            net.clone(),
+            tasks.clone(),
+            config.max_manifests_per_publisher,
+            config.mirror_policy(),
+            Arc::new(move |id| mirror_fetcher.mirror(id)),
+        ));
+        let inner =
+            Arc::new(Inner { config, store, net, secret, stats, trust, audit, tasks, serving, fetcher, catalog });
+        // Measured before any task holds a handle: more than this belongs to running work.
+        let own_holders = inner.holders();
+        let dispatcher = Dispatcher {
+            net: inner.net.clone(),
+            store: inner.store.clone(),
+            tasks: inner.tasks.clone(),
+            serving: inner.serving.clone(),
+            catalog: inner.catalog.clone(),
+        };
+        inner.tasks.spawn(dispatch(dispatcher, events_rx));
+        inner.tasks.spawn(crate::catch_up::run(inner.catalog.clone()));
         if inner.config.min_peers > 0 {
-            inner.tasks.spawn(keep_connected(inner.clone()));
+            inner.tasks.spawn(keep_connected(Reconnect::of(&inner.config, inner.net.clone(), inner.store.clone())));
         }
         if let Some((_, accepted, server)) = bulk {
-            inner.tasks.spawn(crate::bulk::accept_loop(inner.clone(), server, accepted));
+            inner.tasks.spawn(crate::bulk::accept_loop(inner.serving.clone(), server, accepted));
         }
-        let shared = Shared { inner, net_task: std::sync::Mutex::new(Some(net_task)), own_store_handles };
+        let shared = Shared { inner, net_task: std::sync::Mutex::new(Some(net_task)), own_holders };
         let node = Node { shared: Arc::new(shared) };
         node.reconnect_known_peers();
         let resumed = match node.resume_fetches() {
@@ -317,10 +335,10 @@ impl Node {
         &self.shared.inner.config
     }
 
-    /// The node's shared state (tests inside the crate).
+    /// The node's serving part (tests inside the crate).
     #[cfg(test)]
-    pub(crate) fn inner(&self) -> &Arc<Inner> {
-        &self.shared.inner
+    pub(crate) fn serving(&self) -> &Arc<Serving> {
+        &self.shared.inner.serving
     }
 
     /// The handle to the node's network task (for tools and tests that speak the protocol).
@@ -423,9 +441,9 @@ impl Node {
         for local in self.shared.inner.store.locals()? {
             if local.kind == LocalKind::Fetched && !local.complete {
                 tracing::info!(manifest = %local.manifest.short(), "resuming fetch");
-                let inner = self.shared.inner.clone();
+                let fetcher = self.shared.inner.fetcher.clone();
                 self.shared.inner.tasks.spawn(async move {
-                    if let Err(e) = fetch::fetch(&inner, local.manifest, &local.root, FetchOptions::default()).await {
+                    if let Err(e) = fetch::fetch(&fetcher, local.manifest, &local.root, FetchOptions::default()).await {
                         tracing::warn!(manifest = %local.manifest.short(), "resumed fetch failed: {e}");
                     }
                 });
@@ -480,7 +498,7 @@ impl Node {
             Ok(r) => r?,
             Err(_) => return Err(NodeError::NotFound(format!("timed out resolving {target}"))),
         };
-        Ok(fetch::fetch(&self.shared.inner, id, root, opts).await?)
+        Ok(fetch::fetch(&self.shared.inner.fetcher, id, root, opts).await?)
     }
 
     /// The trust policy in force (config plus keys added by the operator).
@@ -605,7 +623,7 @@ impl Node {
         opts: FetchOptions,
         range: crate::fetch::ChunkRange,
     ) -> Result<FetchReport, NodeError> {
-        Ok(fetch::fetch_range(&self.shared.inner, id, root, opts, range).await?)
+        Ok(fetch::fetch_range(&self.shared.inner.fetcher, id, root, opts, range).await?)
     }
 
     /// Searches the catalog: the newest version of each matching name, best match first (see
@@ -625,9 +643,7 @@ impl Node {
     /// Brings the catalog index up to date and runs `f` on it (with the store, to load what the
     /// index points at). Blocking: call it off the async threads.
     pub fn with_catalog<T>(&self, f: impl FnOnce(&CatalogIndex, &Store) -> T) -> Result<T, NodeError> {
-        let catalog = &self.shared.inner.catalog;
-        catalog.refresh(&self.shared.inner.store)?;
-        let index = catalog.read()?;
+        let index = self.shared.inner.catalog.index()?;
         Ok(f(&index, &self.shared.inner.store))
     }
 
@@ -703,7 +719,7 @@ impl Node {
         }
         // Work the tasks started on the blocking pool (an fsync, a store write) cannot be
         // cancelled: it ends on its own, soon. Wait for it to give back the node's state.
-        let released = || Arc::strong_count(inner) == 1 && inner.store.handles() <= self.shared.own_store_handles;
+        let released = || Arc::strong_count(inner) == 1 && inner.holders() <= self.shared.own_holders;
         for _ in 0..STOP_LIMIT.as_millis() / STOP_POLL.as_millis() {
             if released() {
                 return;

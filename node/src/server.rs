@@ -1,19 +1,207 @@
-//! Answers other peers' transfer requests from the store and from ordinary files on disk.
+//! Answers other peers' transfer requests from the store and from ordinary files on disk, and
+//! `Serving`, the part of the node that does it: what answering needs, and the one admission
+//! path every transport (libp2p requests in `events.rs`, the bulk channel's server) goes through.
 //!
 //! Every chunk is verified against its chunk list right before it is sent, so a file edited
 //! after it was published in place (or damaged on disk) is never served as if it were whole.
 
+use std::sync::Arc;
+
 use libp2p::PeerId;
 use lien_protocol::wire::{ErrorCode, Request, Response, MAX_CATALOG_PAGE, MAX_CHUNKS_PAYLOAD};
-use lien_protocol::ChunkSize;
+use lien_protocol::{ChunkSize, ContentId};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
 
 use crate::audit::AuditLog;
+use crate::bulk::slots::{UploadSlot, UploadSlots};
+use crate::bulk::BulkServer;
 use crate::chunks::{bit, chunk_list_key, load_chunk_list, mtime_ns, read_at};
 use crate::network::TransferResponse;
 use crate::seeding::SeedLedger;
 use crate::stats::Stats;
 use crate::store::Store;
+use crate::tasks::Tasks;
 use crate::trust::SharedTrust;
+use crate::watch::{WatchSlot, WatchSlots};
+
+/// Inbound requests answered at once (libp2p and the bulk channel together); more get `Busy`.
+pub(crate) const MAX_INBOUND_IN_FLIGHT: usize = 64;
+
+/// The serving part of a node: everything answering other peers' requests uses, whichever
+/// transport brought them. Built once by `Node::start`, shared behind an `Arc`.
+pub(crate) struct Serving {
+    /// Where manifests, lists, file records and marks are read.
+    store: Store,
+    /// Counters of what was served.
+    pub(crate) stats: Arc<Stats>,
+    /// The log every chunk range served goes into before it is sent.
+    audit: Arc<AuditLog>,
+    /// Who may read restricted files, which trust records are passed on.
+    trust: SharedTrust,
+    /// What this node handed out of the files it seeds (super-seeding, `seeding.rs`).
+    seeding: SeedLedger,
+    /// Upload slots, as BitTorrent's unchoke slots: beyond them chunk requests (on libp2p or the
+    /// bulk channel) get `Busy`, so fetchers spread over other holders instead of all queueing
+    /// at the publisher.
+    uploads: Arc<UploadSlots>,
+    /// Inbound requests being answered; beyond [`MAX_INBOUND_IN_FLIGHT`] requests get `Busy`.
+    pub(crate) inbound: Arc<Semaphore>,
+    /// This node's bulk channel listener, when it has one.
+    pub(crate) bulk: Option<Arc<BulkServer>>,
+    /// Adversary mode (simulations and tests only): corrupt every chunk sent.
+    corrupt: bool,
+    /// Where answers are computed (the blocking pool, tracked so shutdown waits for them).
+    pub(crate) tasks: Tasks,
+    /// `Watch` requests waiting for chunks (pushed availability), bounded apart (`watch.rs`).
+    watches: Arc<WatchSlots>,
+}
+
+/// What an admitted request holds until its answer is written: an in-flight permit and, for
+/// chunks, an upload slot. Dropping it gives both back.
+#[derive(Debug)]
+#[allow(dead_code)] // held for their drop, never read
+pub(crate) enum Admitted {
+    /// An ordinary request: an in-flight permit and, for chunks, an upload slot.
+    Request(OwnedSemaphorePermit, Option<UploadSlot>),
+    /// A `Watch` waiting idle: a watch slot only.
+    Watch(WatchSlot),
+}
+
+/// An answer on its way to the transport that asked.
+#[derive(Debug)]
+pub(crate) enum Answer {
+    /// Known at once (`Busy`, a bad request): holds nothing.
+    Ready(TransferResponse),
+    /// Being computed off the async threads, holding its admission until written.
+    Pending(JoinHandle<TransferResponse>, Admitted),
+}
+
+impl Answer {
+    /// Waits for the response. Returns it with the admission it holds: drop that once the
+    /// response is written.
+    pub(crate) async fn response(self) -> (TransferResponse, Option<Admitted>) {
+        match self {
+            Answer::Ready(response) => (response, None),
+            Answer::Pending(handle, admitted) => {
+                (handle.await.unwrap_or_else(|_| err(ErrorCode::Internal, "internal error")), Some(admitted))
+            }
+        }
+    }
+}
+
+/// The config values serving reads, taken from the node's config once.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ServingSettings {
+    /// Chunk requests served at once (`max_concurrent_uploads`).
+    pub(crate) uploads: usize,
+    /// Adversary mode (`adversary_corrupt_chunks`, set from code only).
+    pub(crate) corrupt: bool,
+}
+
+impl ServingSettings {
+    /// The serving settings of `config`.
+    pub(crate) fn of(config: &crate::config::NodeConfig) -> ServingSettings {
+        ServingSettings { uploads: config.max_concurrent_uploads, corrupt: config.adversary_corrupt_chunks }
+    }
+}
+
+impl Serving {
+    /// Serving over the node's `store`, `stats`, `audit` log and `trust`, answering under
+    /// `tasks`, with the bulk channel's listener `bulk` if there is one.
+    pub(crate) fn new(
+        store: Store,
+        stats: Arc<Stats>,
+        audit: Arc<AuditLog>,
+        trust: SharedTrust,
+        tasks: Tasks,
+        bulk: Option<Arc<BulkServer>>,
+        settings: ServingSettings,
+    ) -> Serving {
+        Serving {
+            store,
+            stats,
+            audit,
+            trust,
+            seeding: SeedLedger::default(),
+            uploads: UploadSlots::new(settings.uploads),
+            inbound: Arc::new(Semaphore::new(MAX_INBOUND_IN_FLIGHT)),
+            bulk,
+            corrupt: settings.corrupt,
+            tasks,
+            watches: Arc::default(),
+        }
+    }
+
+    /// The one admission path of every transport: an inbound in-flight permit and, for chunks,
+    /// a fair upload slot; `None` means answer `Busy`.
+    pub(crate) fn admit(&self, peer: PeerId, request: &Request) -> Option<Admitted> {
+        let permit = self.inbound.clone().try_acquire_owned().ok()?;
+        let slot = match request {
+            Request::Chunks { .. } => Some(self.uploads.try_acquire(peer)?),
+            _ => None,
+        };
+        Some(Admitted::Request(permit, slot))
+    }
+
+    /// Admits `request` from `peer` and starts answering it off the async threads (`Busy` at
+    /// once when it is not admitted).
+    pub(crate) fn serve(self: &Arc<Self>, peer: PeerId, request: Request) -> Answer {
+        if let Request::Watch { file, known, wait_ms } = request {
+            return self.watch(peer, file, known, wait_ms);
+        }
+        let Some(admitted) = self.admit(peer, &request) else {
+            return Answer::Ready(err(ErrorCode::Busy, "busy"));
+        };
+        let serving = self.clone();
+        let handle = self.tasks.spawn_blocking(move || {
+            answer(
+                &serving.store,
+                &serving.stats,
+                &serving.audit,
+                &serving.trust,
+                &serving.seeding,
+                &peer,
+                request,
+                serving.corrupt,
+            )
+        });
+        Answer::Pending(handle, admitted)
+    }
+}
+
+impl Serving {
+    /// A `Watch` (a long poll, `watch.rs`): it waits idle, so it takes a watch slot, not an
+    /// inbound permit or an upload slot; it ends early when the node stops.
+    fn watch(self: &Arc<Self>, peer: PeerId, file: ContentId, known: u64, wait_ms: u32) -> Answer {
+        let Some(slot) = self.watches.try_acquire(peer) else {
+            return Answer::Ready(err(ErrorCode::Busy, "busy"));
+        };
+        let serving = self.clone();
+        let gains = self.store.watch_gains(&file);
+        let stop = self.tasks.stop_token().clone();
+        let handle = self.tasks.spawn_to_end(async move {
+            let look = serving.clone();
+            let have = move || {
+                answer(
+                    &look.store,
+                    &look.stats,
+                    &look.audit,
+                    &look.trust,
+                    &look.seeding,
+                    &peer,
+                    Request::Have { file },
+                    false,
+                )
+            };
+            tokio::select! {
+                response = crate::watch::answer_watch(have, gains, known, wait_ms) => response,
+                () = stop.cancelled() => err(ErrorCode::Busy, "the node is stopping"),
+            }
+        });
+        Answer::Pending(handle, Admitted::Watch(slot))
+    }
+}
 
 fn err(code: ErrorCode, message: impl Into<String>) -> TransferResponse {
     TransferResponse::plain(Response::error(code, message))

@@ -12,8 +12,9 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// The node's tracked tasks and the token that tells them to stop.
-#[derive(Debug, Default)]
+/// The node's tracked tasks and the token that tells them to stop. Clones share both: each part
+/// of the node holds one, and [`Tasks::stop`] on any clone stops and awaits every task.
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Tasks {
     tracker: TaskTracker,
     stop: CancellationToken,

@@ -1,6 +1,8 @@
 //! The fetching side of the bulk channel: one TLS connection per peer, opened on first use
 //! (the peer's certificate must name the peer id we meant), pipelining requests and matching
-//! responses in order.
+//! responses in order; [`BulkClients::request_chunks`] routes a chunk request to it or to
+//! libp2p. `BulkClients` holds what it uses (the network handle, the identity, the node's
+//! tasks and counters), so the fetcher hands it a peer and a request, nothing more.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -16,9 +18,11 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::frames::{read_message, write_message, FrameError};
+use super::tls::Identity;
 use crate::network::ip_limits::ip_of;
-use crate::network::TransferResponse;
-use crate::node::Inner;
+use crate::network::{NetError, NetworkHandle, TransferResponse};
+use crate::stats::Stats;
+use crate::tasks::Tasks;
 
 /// After a peer offered no channel or its channel failed, use libp2p for this long.
 const RETRY_AFTER: Duration = Duration::from_secs(60);
@@ -80,15 +84,80 @@ enum PeerChannel {
     Unavailable(Instant),
 }
 
-/// Every peer's bulk channel.
-#[derive(Debug, Default)]
+/// Every peer's bulk channel, and what opening and using one takes.
 pub(crate) struct BulkClients {
     peers: std::sync::Mutex<HashMap<PeerId, Arc<tokio::sync::Mutex<PeerChannel>>>>,
     /// Receive buffers shared by every channel; the fetcher gives them back after writing.
     pub(crate) pool: Arc<super::BufferPool>,
+    /// Whether chunk requests try the channel at all (`NodeConfig::bulk_enabled`).
+    enabled: bool,
+    /// How long one request on the channel may take before libp2p is used.
+    timeout: Duration,
+    /// This node's certificate, when it has the channel.
+    identity: Option<Arc<Identity>>,
+    /// The control plane: the channel offer, the peer's address, and the fallback.
+    net: NetworkHandle,
+    /// Where each channel's connection runs.
+    tasks: Tasks,
+    /// Counts bytes received on the channel.
+    stats: Arc<Stats>,
+}
+
+impl std::fmt::Debug for BulkClients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BulkClients").field("enabled", &self.enabled).finish_non_exhaustive()
+    }
 }
 
 impl BulkClients {
+    /// Clients that use the channel when `enabled` and `identity` allow it, with `timeout` per
+    /// request, over `net`'s connections; connections run under `tasks`.
+    pub(crate) fn new(
+        enabled: bool,
+        timeout: Duration,
+        identity: Option<Arc<Identity>>,
+        net: NetworkHandle,
+        tasks: Tasks,
+        stats: Arc<Stats>,
+    ) -> BulkClients {
+        BulkClients {
+            peers: Default::default(),
+            pool: Default::default(),
+            enabled,
+            timeout,
+            identity,
+            net,
+            tasks,
+            stats,
+        }
+    }
+
+    /// Sends a chunk request to `peer`: over its bulk channel when there is one (opening it on
+    /// first use), over libp2p otherwise or when the channel fails.
+    pub(crate) async fn request_chunks(&self, peer: PeerId, request: Request) -> Result<TransferResponse, NetError> {
+        if self.enabled {
+            if let Some(channel) = self.channel(peer).await {
+                match tokio::time::timeout(self.timeout, channel.request(&request)).await {
+                    Ok(Ok(response)) => {
+                        self.stats
+                            .bulk_fetched
+                            .fetch_add(response.payload.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                        return Ok(response);
+                    }
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, "bulk channel failed, using libp2p: {e}");
+                        self.failed(peer).await;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "bulk request timed out, using libp2p");
+                        self.failed(peer).await;
+                    }
+                }
+            }
+        }
+        self.net.request(peer, request).await
+    }
+
     fn slot(&self, peer: PeerId) -> Option<Arc<tokio::sync::Mutex<PeerChannel>>> {
         let mut peers = self.peers.lock().ok()?;
         Some(peers.entry(peer).or_default().clone())
@@ -96,7 +165,7 @@ impl BulkClients {
 
     /// The open channel to `peer`, opening it if it was never tried or its pause is over.
     /// `None` means: use libp2p.
-    pub(crate) async fn channel(&self, inner: &Arc<Inner>, peer: PeerId) -> Option<Channel> {
+    pub(crate) async fn channel(&self, peer: PeerId) -> Option<Channel> {
         let slot = self.slot(peer)?;
         let mut state = slot.lock().await;
         match &*state {
@@ -104,7 +173,7 @@ impl BulkClients {
             PeerChannel::Unavailable(until) if Instant::now() < *until => return None,
             _ => {}
         }
-        match open(inner, peer).await {
+        match self.open(peer).await {
             Ok(channel) => {
                 tracing::debug!(%peer, "bulk channel open");
                 *state = PeerChannel::Open(channel.clone());
@@ -124,25 +193,30 @@ impl BulkClients {
             *slot.lock().await = PeerChannel::Unavailable(Instant::now() + RETRY_AFTER);
         }
     }
-}
 
-/// Asks `peer` whether and where it offers the channel, and opens TLS to it.
-async fn open(inner: &Arc<Inner>, peer: PeerId) -> Result<Channel, String> {
-    let identity = inner.bulk_identity.as_ref().ok_or("this node has no bulk channel identity")?;
-    let offer = inner
-        .net
-        .request(peer, Request::OpenBulk { version: bulk::VERSION })
-        .await
-        .map_err(|e| format!("bulk channel request failed: {e}"))?;
-    let Response::BulkPort { port } = offer.header else {
-        return Err(format!("the peer offers no bulk channel ({:?})", offer.header));
-    };
-    let ip = peer_ip(inner, peer).await.ok_or("no IP address for the peer's connection")?;
-    let config = identity.client_config(peer).map_err(|e| e.to_string())?;
-    let stream = connect(config, ip, port).await?;
-    let (requests, queue) = mpsc::channel(QUEUE);
-    inner.tasks.spawn(run(stream, queue, inner.bulk_clients.pool.clone()));
-    Ok(Channel { requests })
+    /// Asks `peer` whether and where it offers the channel, and opens TLS to it.
+    async fn open(&self, peer: PeerId) -> Result<Channel, String> {
+        let identity = self.identity.as_ref().ok_or("this node has no bulk channel identity")?;
+        let offer = self
+            .net
+            .request(peer, Request::OpenBulk { version: bulk::VERSION })
+            .await
+            .map_err(|e| format!("bulk channel request failed: {e}"))?;
+        let Response::BulkPort { port } = offer.header else {
+            return Err(format!("the peer offers no bulk channel ({:?})", offer.header));
+        };
+        let ip = self.peer_ip(peer).await.ok_or("no IP address for the peer's connection")?;
+        let config = identity.client_config(peer).map_err(|e| e.to_string())?;
+        let stream = connect(config, ip, port).await?;
+        let (requests, queue) = mpsc::channel(QUEUE);
+        self.tasks.spawn(run(stream, queue, self.pool.clone()));
+        Ok(Channel { requests })
+    }
+
+    /// The IP address of an open libp2p connection to `peer`.
+    async fn peer_ip(&self, peer: PeerId) -> Option<IpAddr> {
+        self.net.peer_addrs(peer).await.ok()?.iter().find_map(ip_of)
+    }
 }
 
 /// The fetcher's end of a bulk connection: TLS over TCP.
@@ -165,11 +239,6 @@ pub async fn connect(config: Arc<rustls::ClientConfig>, ip: IpAddr, port: u16) -
         return Err("the peer did not agree on the bulk channel's ALPN".into());
     }
     Ok(tls)
-}
-
-/// The IP address of an open libp2p connection to `peer`.
-async fn peer_ip(inner: &Arc<Inner>, peer: PeerId) -> Option<IpAddr> {
-    inner.net.peer_addrs(peer).await.ok()?.iter().find_map(ip_of)
 }
 
 /// Drives one channel: the writer sends requests, the reader reads responses and

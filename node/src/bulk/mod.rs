@@ -24,15 +24,6 @@ pub use client::{connect, BulkStream};
 pub(crate) use server::{accept_loop, BulkServer, HANDOFF_QUEUE};
 pub use server::{HANDSHAKE_TIMEOUT, MAX_CONNECTIONS, MAX_PER_PEER, STALL_TIMEOUT};
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use libp2p::PeerId;
-use lien_protocol::wire::Request;
-
-use crate::network::{NetError, TransferResponse};
-use crate::node::Inner;
-
 /// Receive buffers reused from frame to frame. A fresh 1 MiB buffer per chunk response is
 /// memory the allocator has just returned to the kernel (and, on a VM, the kernel to the host):
 /// receiving into it page-faults all the way down. Reused buffers stay mapped and warm.
@@ -71,36 +62,4 @@ impl BufferPool {
             }
         }
     }
-}
-
-/// Sends a chunk request to `peer`: over its bulk channel when there is one (opening it on
-/// first use), over libp2p otherwise or when the channel fails.
-pub(crate) async fn request_chunks(
-    inner: &Arc<Inner>,
-    peer: PeerId,
-    request: Request,
-) -> Result<TransferResponse, NetError> {
-    if inner.config.bulk_enabled() {
-        if let Some(channel) = inner.bulk_clients.channel(inner, peer).await {
-            let timeout = Duration::from_secs(inner.config.request_timeout_secs.max(1));
-            match tokio::time::timeout(timeout, channel.request(&request)).await {
-                Ok(Ok(response)) => {
-                    inner
-                        .stats
-                        .bulk_fetched
-                        .fetch_add(response.payload.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                    return Ok(response);
-                }
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, "bulk channel failed, using libp2p: {e}");
-                    inner.bulk_clients.failed(peer).await;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "bulk request timed out, using libp2p");
-                    inner.bulk_clients.failed(peer).await;
-                }
-            }
-        }
-    }
-    inner.net.request(peer, request).await
 }

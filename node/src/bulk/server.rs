@@ -1,6 +1,7 @@
 //! The serving side of the bulk channel: accepts TLS connections on the libp2p TCP port,
-//! learns the peer from its certificate, and answers its chunk requests with the same code,
-//! checks, slots and audit as libp2p requests.
+//! learns the peer from its certificate, and answers its chunk requests through the node's
+//! serving part (`server::Serving`): the same admission, checks, slots and audit as libp2p
+//! requests.
 //!
 //! Denial-of-service bounds: at most [`MAX_CONNECTIONS`] connections, at most the config's
 //! `max_connections_per_ip` from one IP address and [`MAX_PER_PEER`] per authenticated peer.
@@ -21,12 +22,11 @@ use libp2p::PeerId;
 use lien_protocol::bulk::{self, ALPN};
 use lien_protocol::wire::{ErrorCode, Request, Response, MAX_REQUEST_LEN};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit};
+use tokio::sync::{mpsc, Notify};
 
 use super::frames::{read_message, write_message, FrameError};
-use super::slots::UploadSlot;
 use crate::network::TransferResponse;
-use crate::node::Inner;
+use crate::server::{Answer, Serving};
 
 /// Most bulk connections served at once.
 pub const MAX_CONNECTIONS: usize = 256;
@@ -191,28 +191,30 @@ impl BulkServer {
     }
 }
 
-/// Serves the bulk connections the libp2p TCP listener hands over, until the node stops.
-pub(crate) async fn accept_loop(inner: Arc<Inner>, server: Arc<BulkServer>, mut accepted: mpsc::Receiver<TcpStream>) {
+/// Serves the bulk connections the libp2p TCP listener hands over, until the node stops,
+/// answering through `serving` as libp2p requests are.
+pub(crate) async fn accept_loop(
+    serving: Arc<Serving>,
+    server: Arc<BulkServer>,
+    mut accepted: mpsc::Receiver<TcpStream>,
+) {
     while let Some(stream) = accepted.recv().await {
         let Ok(addr) = stream.peer_addr() else { continue };
         let Some(admission) = server.admit(addr.ip()) else {
             tracing::debug!(%addr, "bulk channel: too many connections; refusing one");
             continue;
         };
-        let task_inner = inner.clone();
-        inner.tasks.spawn(async move {
-            if let Err(e) = serve_connection(task_inner, admission, stream).await {
+        let task_serving = serving.clone();
+        serving.tasks.spawn(async move {
+            if let Err(e) = serve_connection(task_serving, admission, stream).await {
                 tracing::debug!(%addr, "bulk connection ended: {e}");
             }
         });
     }
 }
 
-/// A response on its way to the writer, with the slot and permit it holds until written.
-type Pending = (tokio::task::JoinHandle<TransferResponse>, Option<UploadSlot>, Option<OwnedSemaphorePermit>);
-
 /// Serves one connection: TLS handshake, then requests answered in order.
-async fn serve_connection(inner: Arc<Inner>, admission: Admission, stream: TcpStream) -> Result<(), FrameError> {
+async fn serve_connection(serving: Arc<Serving>, admission: Admission, stream: TcpStream) -> Result<(), FrameError> {
     stream.set_nodelay(true)?;
     let server = admission.server.clone();
     let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, server.tls.accept(stream));
@@ -234,21 +236,21 @@ async fn serve_connection(inner: Arc<Inner>, admission: Admission, stream: TcpSt
     }
     let (mut reader, mut writer) = tokio::io::split(tls);
     // One response waits while another is written: at most two slots per connection.
-    let (tx, mut rx) = mpsc::channel::<Pending>(1);
-    let write_inner = inner.clone();
-    let write_task = inner.tasks.spawn_to_end(async move {
-        while let Some((handle, slot, permit)) = rx.recv().await {
-            let response = handle.await.unwrap_or_else(|_| internal());
+    let (tx, mut rx) = mpsc::channel::<Answer>(1);
+    let write_serving = serving.clone();
+    let write_task = serving.tasks.spawn_to_end(async move {
+        while let Some(answer) = rx.recv().await {
+            let (response, admitted) = answer.response().await;
             let sent = response.payload.len() as u64;
             let mut trailer = Vec::new();
             bulk::append_response_header(&mut trailer, &response.header)?;
             write_message(&mut writer, &[&response.payload, &trailer], Some(STALL_TIMEOUT)).await?;
-            write_inner.stats.bulk_served.fetch_add(sent, Ordering::Relaxed);
-            drop((slot, permit));
+            write_serving.stats.bulk_served.fetch_add(sent, Ordering::Relaxed);
+            drop(admitted);
         }
         Ok::<(), FrameError>(())
     });
-    let read_inner = inner.clone();
+    let read_serving = serving.clone();
     let read = async move {
         let result = loop {
             let message =
@@ -260,12 +262,12 @@ async fn serve_connection(inner: Arc<Inner>, admission: Admission, stream: TcpSt
             // Wait for room before taking a slot, so queued requests hold none.
             let Ok(room) = tx.reserve().await else { break Ok(()) };
             let pending = match Request::decode(&message) {
-                Ok(request @ (Request::Chunks { .. } | Request::Have { .. })) => answer(&read_inner, peer, request),
-                Ok(_) => ready(TransferResponse::plain(Response::error(
+                Ok(request @ (Request::Chunks { .. } | Request::Have { .. })) => read_serving.serve(peer, request),
+                Ok(_) => Answer::Ready(TransferResponse::plain(Response::error(
                     ErrorCode::BadRequest,
                     "only Chunks and Have requests go on the bulk channel",
                 ))),
-                Err(e) => ready(TransferResponse::plain(Response::error(ErrorCode::BadRequest, e.to_string()))),
+                Err(e) => Answer::Ready(TransferResponse::plain(Response::error(ErrorCode::BadRequest, e.to_string()))),
             };
             room.send(pending);
         };
@@ -281,44 +283,4 @@ async fn serve_connection(inner: Arc<Inner>, admission: Admission, stream: TcpSt
     };
     drop(admission);
     read_result.and(write_result)
-}
-
-/// Starts answering `request` from `peer` off the async threads, counted in the node's inbound
-/// requests in flight and, for chunks, with an upload slot (none to be had: `Busy` at once, as
-/// on libp2p).
-fn answer(inner: &Arc<Inner>, peer: PeerId, request: Request) -> Pending {
-    let Ok(permit) = inner.inbound.clone().try_acquire_owned() else {
-        return ready(TransferResponse::plain(Response::error(ErrorCode::Busy, "busy")));
-    };
-    let slot = match request {
-        Request::Chunks { .. } => match inner.uploads.try_acquire(peer) {
-            Some(slot) => Some(slot),
-            None => return ready(TransferResponse::plain(Response::error(ErrorCode::Busy, "busy"))),
-        },
-        _ => None,
-    };
-    let answer_inner = inner.clone();
-    let handle = inner.tasks.spawn_blocking(move || {
-        let inner = answer_inner;
-        crate::server::answer(
-            &inner.store,
-            &inner.stats,
-            &inner.audit,
-            &inner.trust,
-            &inner.seeding,
-            &peer,
-            request,
-            inner.config.adversary_corrupt_chunks,
-        )
-    });
-    (handle, slot, Some(permit))
-}
-
-/// A response that is already known.
-fn ready(response: TransferResponse) -> Pending {
-    (tokio::spawn(async move { response }), None, None)
-}
-
-fn internal() -> TransferResponse {
-    TransferResponse::plain(Response::error(ErrorCode::Internal, "internal error"))
 }

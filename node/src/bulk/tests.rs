@@ -53,8 +53,8 @@ async fn bulk_have_requests_count_against_the_inbound_limit() -> TestResult {
     let (answer, _) = ask(&mut tls, &have).await?;
     assert!(matches!(answer, Response::Error { code: ErrorCode::NotFound, .. }), "{answer:?}");
     // Every inbound in-flight permit taken: a Have on the fast path is refused like on libp2p.
-    let all = crate::node::MAX_INBOUND_IN_FLIGHT as u32;
-    let taken = node.inner().inbound.clone().acquire_many_owned(all).await?;
+    let all = crate::server::MAX_INBOUND_IN_FLIGHT as u32;
+    let taken = node.serving().inbound.clone().acquire_many_owned(all).await?;
     let (answer, _) = ask(&mut tls, &have).await?;
     assert!(matches!(answer, Response::Error { code: ErrorCode::Busy, .. }), "{answer:?}");
     drop(taken);
@@ -68,7 +68,7 @@ async fn bulk_have_requests_count_against_the_inbound_limit() -> TestResult {
 async fn bulk_silent_connections_give_way_and_time_out() -> TestResult {
     let home = tempfile::tempdir()?;
     let (node, port) = start(home.path(), 4).await?;
-    let server = node.inner().bulk_server.clone().ok_or("no bulk server")?;
+    let server = node.serving().bulk.clone().ok_or("no bulk server")?;
     let per_ip = node.config().max_connections_per_ip as usize;
     // 300 connections that start a TLS record and then say nothing.
     let mut silent = Vec::new();

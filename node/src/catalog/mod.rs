@@ -1,9 +1,11 @@
 //! The catalog as users search it: [`index::CatalogIndex`] (ranked, faceted, newest version per
 //! name) kept in memory and brought up to date from the store's catalog sequence before each
 //! query ([`Catalog::refresh`]). The node's one search engine: `Node::search`, the HTTP API's
-//! `/v1/search` and the portal all answer from it.
+//! `/v1/search` and the portal all answer from it. `keeper.rs` is the node's catalog part:
+//! what is kept, mirrored and caught up with, and the index.
 
 pub mod index;
+pub(crate) mod keeper;
 
 use std::sync::{RwLock, RwLockReadGuard};
 

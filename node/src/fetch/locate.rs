@@ -11,9 +11,9 @@ use lien_protocol::{ChunkList, ContentId, FileEntry, Manifest};
 use tokio::time::Instant;
 
 use super::FetchError;
+use super::Fetcher;
 use crate::chunks::chunk_list_key;
 use crate::network::NetworkHandle;
-use crate::node::Inner;
 
 /// Candidate providers of `key`: the DHT's answer plus every connected peer.
 pub(crate) async fn discover(net: &NetworkHandle, key: ContentId, wait: Duration) -> Vec<PeerId> {
@@ -70,23 +70,23 @@ async fn ask_any<T>(
 
 /// The manifest `id`: from the catalog, or from a provider (checked against the id, then stored
 /// if trusted); refused unless this node trusts its publisher.
-pub(crate) async fn manifest(inner: &Inner, id: ContentId, deadline: Instant) -> Result<Manifest, FetchError> {
-    let manifest = match inner.store.manifest(&id)? {
+pub(crate) async fn manifest(fetcher: &Fetcher, id: ContentId, deadline: Instant) -> Result<Manifest, FetchError> {
+    let manifest = match fetcher.store.manifest(&id)? {
         Some(m) => m,
         None => {
-            let m = ask_any(&inner.net, id, "manifest", Request::Manifest { id }, deadline, |r| match r {
+            let m = ask_any(&fetcher.net, id, "manifest", Request::Manifest { id }, deadline, |r| match r {
                 Response::Manifest { bytes } if ContentId::of(&bytes) == id => Manifest::decode(&bytes).ok(),
                 _ => None,
             })
             .await?;
-            if let Err(e) = inner.trust.check_manifest(&m) {
+            if let Err(e) = fetcher.trust.check_manifest(&m) {
                 return Err(FetchError::Untrusted { id, reason: e.to_string() });
             }
-            inner.store.put_manifest(&m)?;
+            fetcher.store.put_manifest(&m)?;
             m
         }
     };
-    if let Err(e) = inner.trust.check_manifest(&manifest) {
+    if let Err(e) = fetcher.trust.check_manifest(&manifest) {
         return Err(FetchError::Untrusted { id, reason: e.to_string() });
     }
     Ok(manifest)
@@ -95,7 +95,7 @@ pub(crate) async fn manifest(inner: &Inner, id: ContentId, deadline: Instant) ->
 /// The files of `manifest` (id `id`): inline, or its file-list blob from the store or a provider
 /// (checked against the blob's id, then stored).
 pub(crate) async fn file_list(
-    inner: &Inner,
+    fetcher: &Fetcher,
     id: ContentId,
     manifest: &Manifest,
     deadline: Instant,
@@ -104,22 +104,20 @@ pub(crate) async fn file_list(
         FileList::Inline(files) => files.clone(),
         FileList::Blob(r) => {
             let r = *r;
-            match inner.store.blob(&r.id)? {
+            match fetcher.store.blob(&r.id)? {
                 Some(bytes) => FileList::decode_blob(&r, &bytes).map_err(|e| FetchError::Invalid(e.to_string()))?,
                 None => {
-                    let (files, bytes) = ask_any(
-                        &inner.net,
-                        id,
-                        "file list",
-                        Request::FileList { id: r.id },
-                        deadline,
-                        |resp| match resp {
-                            Response::FileList { bytes } => FileList::decode_blob(&r, &bytes).ok().map(|f| (f, bytes)),
-                            _ => None,
-                        },
-                    )
-                    .await?;
-                    inner.store.put_blob(&r.id, &bytes)?;
+                    let (files, bytes) =
+                        ask_any(&fetcher.net, id, "file list", Request::FileList { id: r.id }, deadline, |resp| {
+                            match resp {
+                                Response::FileList { bytes } => {
+                                    FileList::decode_blob(&r, &bytes).ok().map(|f| (f, bytes))
+                                }
+                                _ => None,
+                            }
+                        })
+                        .await?;
+                    fetcher.store.put_blob(&r.id, &bytes)?;
                     files
                 }
             }
@@ -130,23 +128,23 @@ pub(crate) async fn file_list(
 /// Makes sure the chunk list of every multi-chunk file of `entries` is stored, asking the
 /// providers of dataset `id` for those missing (each checked against its file id).
 pub(crate) async fn chunk_lists(
-    inner: &Inner,
+    fetcher: &Fetcher,
     id: ContentId,
     entries: &[FileEntry],
     deadline: Instant,
 ) -> Result<(), FetchError> {
     for e in entries {
-        if e.chunk_size.count(e.size) > 1 && inner.store.blob(&chunk_list_key(&e.id))?.is_none() {
+        if e.chunk_size.count(e.size) > 1 && fetcher.store.blob(&chunk_list_key(&e.id))?.is_none() {
             let (size, cs, fid) = (e.size, e.chunk_size, e.id);
             let bytes =
-                ask_any(&inner.net, id, "chunk list", Request::ChunkList { file: fid }, deadline, |r| match r {
+                ask_any(&fetcher.net, id, "chunk list", Request::ChunkList { file: fid }, deadline, |r| match r {
                     Response::ChunkList { bytes } if ChunkList::from_bytes(fid, size, cs, &bytes).is_ok() => {
                         Some(bytes)
                     }
                     _ => None,
                 })
                 .await?;
-            inner.store.put_blob(&chunk_list_key(&fid), &bytes)?;
+            fetcher.store.put_blob(&chunk_list_key(&fid), &bytes)?;
         }
     }
     Ok(())

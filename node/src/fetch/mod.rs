@@ -14,7 +14,8 @@
 //! By phase: `locate` finds providers, the manifest, the file list and the chunk lists;
 //! `plan` prepares the output folder and the queue of work; the download loop here does the
 //! requests (`request`) that the pure `schedule` assigns and feeds it their outcomes;
-//! `write` verifies, writes, syncs and marks chunks and finishes files.
+//! `write` verifies, writes, syncs and marks chunks and finishes files. `fetcher` holds
+//! `Fetcher`, the part of the node every phase uses (and nothing else of the node).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -29,16 +30,17 @@ use tokio::time::Instant;
 
 use crate::chunks::ChunkListError;
 use crate::network::{Command, NetError};
-use crate::node::Inner;
 use crate::output::{self, ReservedPath};
 use crate::store::{Readers, StoreError};
 
+mod fetcher;
 mod locate;
 mod plan;
 mod request;
 mod schedule;
 mod write;
 
+pub(crate) use fetcher::{FetchSettings, Fetcher};
 use plan::FileJob;
 use request::{request_unit, watch_peer, WriteTarget};
 use schedule::{Outcome, Scheduler, Unit};
@@ -191,36 +193,18 @@ async fn blocking<T: Send + 'static>(
 
 /// Fetches manifest `id` into `root`. See the module docs for the steps.
 pub(crate) async fn fetch(
-    inner: &Arc<Inner>,
+    fetcher: &Arc<Fetcher>,
     id: ContentId,
     root: &Path,
     opts: FetchOptions,
 ) -> Result<FetchReport, FetchError> {
-    let lock = dataset_lock(inner, id)?;
+    let lock = fetcher.dataset_lock(id)?;
     let result = {
         let _guard = lock.lock().await;
-        fetch_locked(inner, id, root, opts, None).await
+        fetch_locked(fetcher, id, root, opts, None).await
     };
-    release_dataset_lock(inner, id, lock);
+    fetcher.release_dataset_lock(id, lock);
     result
-}
-
-/// The lock that keeps fetches of one dataset from interleaving.
-fn dataset_lock(inner: &Arc<Inner>, id: ContentId) -> Result<Arc<tokio::sync::Mutex<()>>, FetchError> {
-    let mut locks = inner.fetch_locks.lock().map_err(|_| FetchError::Task("fetch lock poisoned".into()))?;
-    Ok(locks.entry(id).or_default().clone())
-}
-
-/// Drops the dataset's lock from the map when nobody else holds or waits for it, so a
-/// long-running daemon does not keep one entry per dataset it ever fetched.
-fn release_dataset_lock(inner: &Arc<Inner>, id: ContentId, lock: Arc<tokio::sync::Mutex<()>>) {
-    if let Ok(mut locks) = inner.fetch_locks.lock() {
-        drop(lock);
-        // The map's own reference is the only one left: no fetch of this dataset runs or waits.
-        if locks.get(&id).is_some_and(|l| Arc::strong_count(l) == 1) {
-            locks.remove(&id);
-        }
-    }
 }
 
 /// Chunks `first..=last` of one file of a dataset: what the HTTP gateway needs to answer a Range
@@ -239,66 +223,66 @@ pub struct ChunkRange {
 /// and marked present like any other; the dataset stays incomplete unless they were all it
 /// lacked. Files left incomplete stay as `.lien-part` files.
 pub(crate) async fn fetch_range(
-    inner: &Arc<Inner>,
+    fetcher: &Arc<Fetcher>,
     id: ContentId,
     root: &Path,
     opts: FetchOptions,
     only: ChunkRange,
 ) -> Result<FetchReport, FetchError> {
-    let lock = dataset_lock(inner, id)?;
+    let lock = fetcher.dataset_lock(id)?;
     let result = {
         let _guard = lock.lock().await;
-        fetch_locked(inner, id, root, opts, Some(only)).await
+        fetch_locked(fetcher, id, root, opts, Some(only)).await
     };
-    release_dataset_lock(inner, id, lock);
+    fetcher.release_dataset_lock(id, lock);
     result
 }
 
 /// The phases of a fetch, under the dataset's lock.
 async fn fetch_locked(
-    inner: &Arc<Inner>,
+    fetcher: &Arc<Fetcher>,
     id: ContentId,
     root: &Path,
     opts: FetchOptions,
     only: Option<ChunkRange>,
 ) -> Result<FetchReport, FetchError> {
-    let store = inner.store.clone();
+    let store = fetcher.store.clone();
     let deadline = Instant::now() + opts.timeout;
 
     // 1. The manifest, 2. the file list.
-    let manifest = locate::manifest(inner, id, deadline).await?;
-    let entries = locate::file_list(inner, id, &manifest, deadline).await?;
+    let manifest = locate::manifest(fetcher, id, deadline).await?;
+    let entries = locate::file_list(fetcher, id, &manifest, deadline).await?;
     // Before anything is written: no path may take the name of another file's partial file.
     for e in &entries {
         output::check_not_reserved(&e.path)?;
     }
     let total: u64 = entries.iter().map(|e| e.size).sum();
-    plan::check_quota(inner, id, total)?;
+    plan::check_quota(fetcher, id, total)?;
     std::fs::create_dir_all(root).map_err(io(root))?;
     let root = root.canonicalize().map_err(io(root))?;
     plan::record_local(&store, id, &root, false)?;
 
     // 3. Chunk lists for multi-chunk files.
-    locate::chunk_lists(inner, id, &entries, deadline).await?;
+    locate::chunk_lists(fetcher, id, &entries, deadline).await?;
 
     // 4. Local preparation: skip what is present, reuse local copies, create part files.
     let prep_store = store.clone();
     let prep_root = root.clone();
     let readers = Readers::from_metadata(&manifest.body().metadata.readers);
-    let threads = inner.config.hash_threads();
+    let threads = fetcher.settings.hash_threads;
     let (mut jobs, units) =
         blocking(move || plan::prepare(&prep_store, &prep_root, entries, &readers, threads)).await?;
     let queue = plan::work_queue(&jobs, units, only);
     let present: u64 = total - queue.iter().map(|u| plan::unit_bytes(&jobs, u)).sum::<u64>();
 
     // 5. Download.
-    let mut run = Download { inner, id, only, total, done: present, per_peer: BTreeMap::new(), provided: false };
+    let mut run = Download { fetcher, id, only, total, done: present, per_peer: BTreeMap::new(), provided: false };
     let chunk_counts = jobs.iter().map(|j| j.entry.chunk_size.count(j.entry.size)).collect();
-    let mut sched = Scheduler::new(queue, chunk_counts, inner.config.fetch_requests_per_peer);
+    let mut sched = Scheduler::new(queue, chunk_counts, fetcher.settings.requests_per_peer);
     run.report(&opts, 0);
     for job in &mut jobs {
         if job.missing == 0 && job.file.is_some() {
-            write::finish_file(inner, job).await?;
+            write::finish_file(fetcher, job).await?;
         }
     }
     run.download(&opts, &mut jobs, &mut sched).await?;
@@ -307,17 +291,17 @@ async fn fetch_locked(
     let mut all_complete = true;
     for job in &mut jobs {
         if job.file.is_some() && job.missing == 0 {
-            write::finish_file(inner, job).await?;
+            write::finish_file(fetcher, job).await?;
         } else if job.file.is_some() {
             // A partial fetch (`only`): keep what arrived, durable and marked.
-            write::sync_and_mark(inner, job).await?;
+            write::sync_and_mark(fetcher, job).await?;
             all_complete = false;
         }
     }
     if all_complete {
-        write::copy_duplicates(inner, &jobs).await?;
+        write::copy_duplicates(fetcher, &jobs).await?;
         plan::record_local(&store, id, &root, true)?;
-        inner.net.send(Command::Provide { key: id }).await?;
+        fetcher.net.send(Command::Provide { key: id }).await?;
     }
     let bad_peers = sched.bad_peers().map(ToString::to_string).collect();
     Ok(FetchReport {
@@ -335,7 +319,7 @@ async fn fetch_locked(
 /// The download phase's own state: what arrived, from whom, and whether the dataset is
 /// provided yet.
 struct Download<'a> {
-    inner: &'a Arc<Inner>,
+    fetcher: &'a Arc<Fetcher>,
     id: ContentId,
     only: Option<ChunkRange>,
     total: u64,
@@ -362,7 +346,7 @@ impl Download<'_> {
         jobs: &mut [FileJob],
         sched: &mut Scheduler,
     ) -> Result<(), FetchError> {
-        let (inner, id) = (self.inner, self.id);
+        let (fetcher, id) = (self.fetcher, self.id);
         let mut inflight = FuturesUnordered::new();
         // Outstanding `Watch`es: partial holders tell us as they gain chunks.
         let mut watches = FuturesUnordered::new();
@@ -388,11 +372,11 @@ impl Download<'_> {
             for a in sched.assign(Instant::now()) {
                 let Some(job) = jobs.get(a.unit.file) else { continue };
                 let target = WriteTarget { list: job.list.clone(), file: job.file.clone(), entry: job.entry.clone() };
-                inflight.push(request_unit(inner.clone(), a.peer, a.unit, target, a.ask_have));
+                inflight.push(request_unit(fetcher.clone(), a.peer, a.unit, target, a.ask_have));
             }
             for w in sched.watches(Instant::now()) {
                 let Some(job) = jobs.get(w.file) else { continue };
-                watches.push(watch_peer(inner.clone(), w.peer, w.file, job.entry.clone(), w.known));
+                watches.push(watch_peer(fetcher.clone(), w.peer, w.file, job.entry.clone(), w.known));
             }
             if inflight.is_empty() && watches.is_empty() {
                 // Everyone who could serve is only backing off after `Busy`: wait for the first of
@@ -405,7 +389,7 @@ impl Download<'_> {
                 if sched.refused() {
                     break Err(FetchError::Forbidden { id });
                 }
-                let found = locate::discover(&inner.net, id, Duration::from_secs(5)).await;
+                let found = locate::discover(&fetcher.net, id, Duration::from_secs(5)).await;
                 if !sched.rediscovered(found, Instant::now()) {
                     tokio::time::sleep(Duration::from_millis(300)).await;
                 }
@@ -421,7 +405,7 @@ impl Download<'_> {
                 }
             }
             if discovery.is_none() && Instant::now() >= next_discovery {
-                let net = inner.net.clone();
+                let net = fetcher.net.clone();
                 discovery = Some(tokio::spawn(async move { locate::discover(&net, id, Duration::from_secs(5)).await }));
                 next_discovery = Instant::now() + DISCOVERY_REFRESH;
             }
@@ -465,7 +449,7 @@ impl Download<'_> {
         unit: Unit,
         outcome: Outcome,
     ) -> Result<(), FetchError> {
-        let inner = self.inner;
+        let fetcher = self.fetcher;
         let path = jobs.get(unit.file).map(|j| j.entry.path.to_string()).unwrap_or_default();
         let written = match &outcome {
             Outcome::Misfit(reason) => {
@@ -474,7 +458,7 @@ impl Download<'_> {
             }
             Outcome::Corrupt(_) => {
                 tracing::warn!(%peer, file = %path, "peer sent a chunk that does not verify; dropping it");
-                inner.stats.chunks_rejected.fetch_add(1, Ordering::Relaxed);
+                fetcher.stats.chunks_rejected.fetch_add(1, Ordering::Relaxed);
                 None
             }
             Outcome::Failed(reason) => {
@@ -490,26 +474,26 @@ impl Download<'_> {
         };
         sched.complete(peer, unit, outcome, Instant::now(), jitter);
         let (Some(len), Some(job)) = (written, jobs.get_mut(unit.file)) else { return Ok(()) };
-        inner.stats.fetched(&peer.to_string(), len, u64::from(unit.count));
+        fetcher.stats.fetched(&peer.to_string(), len, u64::from(unit.count));
         *self.per_peer.entry(peer.to_string()).or_default() += len;
         self.done += len;
         if job.file.is_some() {
             // Offered to peers at once; made durable (and marked) by the next sync.
-            inner.store.note_written(&job.entry.id, unit.chunks());
+            fetcher.store.note_written(&job.entry.id, unit.chunks());
         }
         if !self.provided && self.only.is_none() {
             // Findable as a (partial) source from the first chunk on, not only once
             // complete: in a flash crowd nobody completes early.
             self.provided = true;
-            inner.net.send(Command::Provide { key: self.id }).await?;
+            fetcher.net.send(Command::Provide { key: self.id }).await?;
         }
         job.missing -= unit.count as usize;
         job.unsynced.extend(unit.chunks());
         job.unsynced_bytes += len;
         if job.missing == 0 {
-            write::finish_file(inner, job).await?;
+            write::finish_file(fetcher, job).await?;
         } else if job.unsynced_bytes >= write::sync_every(job.entry.size) {
-            write::start_sync(inner, job).await?;
+            write::start_sync(fetcher, job).await?;
         }
         self.report(opts, sched.peer_count());
         Ok(())

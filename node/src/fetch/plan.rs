@@ -11,9 +11,9 @@ use lien_protocol::{ChunkList, ContentId, FileEntry};
 
 use super::schedule::Unit;
 use super::write::copy_verified;
+use super::Fetcher;
 use super::{io, ChunkRange, FetchError};
 use crate::chunks::bit;
-use crate::node::Inner;
 use crate::output::{self, Folder, Folders};
 use crate::store::{FileRecord, LocalDataset, LocalKind, Readers, Store};
 
@@ -68,19 +68,19 @@ pub(crate) fn record_local(store: &Store, id: ContentId, root: &Path, complete: 
 
 /// Refuses a fetch that would take the node over its storage quota. Counted: every local dataset
 /// except this one, but not datasets published in place (they live in the user's folders).
-pub(crate) fn check_quota(inner: &Inner, id: ContentId, need: u64) -> Result<(), FetchError> {
-    let quota = inner.config.storage_quota_bytes;
+pub(crate) fn check_quota(fetcher: &Fetcher, id: ContentId, need: u64) -> Result<(), FetchError> {
+    let quota = fetcher.settings.storage_quota_bytes;
     if quota == 0 {
         return Ok(());
     }
-    let data_dir = inner.config.data_dir();
+    let data_dir = &fetcher.settings.data_dir;
     let mut used = 0u64;
-    for local in inner.store.locals()? {
-        let copied = local.kind == LocalKind::Fetched || local.root.starts_with(&data_dir);
+    for local in fetcher.store.locals()? {
+        let copied = local.kind == LocalKind::Fetched || local.root.starts_with(data_dir);
         if local.manifest == id || !copied {
             continue;
         }
-        if let Some(m) = inner.store.manifest(&local.manifest)? {
+        if let Some(m) = fetcher.store.manifest(&local.manifest)? {
             used = used.saturating_add(m.body().files.total_size());
         }
     }

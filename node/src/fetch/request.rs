@@ -11,8 +11,8 @@ use lien_protocol::{ChunkList, FileEntry};
 
 use super::schedule::{Outcome, Unit, WatchAnswer};
 use super::write::verify_and_write;
+use super::Fetcher;
 use crate::chunks::bit;
-use crate::node::Inner;
 
 /// Where a unit's verified bytes go.
 pub(crate) struct WriteTarget {
@@ -27,7 +27,7 @@ pub(crate) struct WriteTarget {
 /// Sends a `Have` (when the peer's holdings are unknown or stale), then a `Chunks` request, and
 /// verifies and writes what arrives.
 pub(crate) async fn request_unit(
-    inner: Arc<Inner>,
+    fetcher: Arc<Fetcher>,
     peer: PeerId,
     unit: Unit,
     target: WriteTarget,
@@ -36,7 +36,7 @@ pub(crate) async fn request_unit(
     let file = target.entry.id;
     let mut have = None;
     if ask_have {
-        match inner.net.request(peer, Request::Have { file }).await {
+        match fetcher.net.request(peer, Request::Have { file }).await {
             Ok(r) => match r.header {
                 Response::Have { count, bitmap } => {
                     let expected = target.entry.chunk_size.count(target.entry.size);
@@ -57,7 +57,7 @@ pub(crate) async fn request_unit(
         }
     }
     let request = Request::Chunks { file, first: unit.first, count: unit.count };
-    let outcome = match crate::bulk::request_chunks(&inner, peer, request).await {
+    let outcome = match fetcher.bulk.request_chunks(peer, request).await {
         Ok(r) => match r.header {
             Response::Chunks { first, count, len }
                 if first == unit.first && count == unit.count && len == r.payload.len() as u64 =>
@@ -70,7 +70,7 @@ pub(crate) async fn request_unit(
                 })
                 .await
                 .map(|(result, payload)| {
-                    inner.bulk_clients.pool.give(payload);
+                    fetcher.bulk.pool.give(payload);
                     result
                 });
                 match written {
@@ -96,14 +96,14 @@ const WATCH_WAIT_MS: u32 = 5_000;
 /// Watches `peer`'s holdings of `entry` (the fetch's file `index`), of which we last saw
 /// `known` chunks: answers when the peer gains chunks, or after [`WATCH_WAIT_MS`].
 pub(crate) async fn watch_peer(
-    inner: Arc<Inner>,
+    fetcher: Arc<Fetcher>,
     peer: PeerId,
     index: usize,
     entry: FileEntry,
     known: u64,
 ) -> (PeerId, usize, WatchAnswer) {
     let request = Request::Watch { file: entry.id, known, wait_ms: WATCH_WAIT_MS };
-    let answer = match inner.net.request(peer, request).await {
+    let answer = match fetcher.net.request(peer, request).await {
         Ok(r) => match r.header {
             Response::Have { count, bitmap } => {
                 let expected = entry.chunk_size.count(entry.size);

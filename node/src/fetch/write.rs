@@ -11,9 +11,9 @@ use lien_protocol::{ChunkList, FileEntry};
 
 use super::plan::FileJob;
 use super::schedule::Unit;
+use super::Fetcher;
 use super::{blocking, io, FetchError};
 use crate::chunks::write_at;
-use crate::node::Inner;
 use crate::output::Folder;
 
 /// Bytes written before they are fsynced and marked present (and so offered to other peers).
@@ -56,18 +56,18 @@ pub(crate) fn verify_and_write(
 }
 
 /// Makes written chunks durable, then records them as present.
-pub(crate) async fn sync_and_mark(inner: &Arc<Inner>, job: &mut FileJob) -> Result<(), FetchError> {
-    start_sync(inner, job).await?;
+pub(crate) async fn sync_and_mark(fetcher: &Arc<Fetcher>, job: &mut FileJob) -> Result<(), FetchError> {
+    start_sync(fetcher, job).await?;
     wait_sync(job).await
 }
 
 /// Starts an fsync-and-mark of the chunks written so far in the background, after waiting for
 /// the previous one of this file; the download goes on meanwhile.
-pub(crate) async fn start_sync(inner: &Arc<Inner>, job: &mut FileJob) -> Result<(), FetchError> {
+pub(crate) async fn start_sync(fetcher: &Arc<Fetcher>, job: &mut FileJob) -> Result<(), FetchError> {
     wait_sync(job).await?;
     let (Some(file), indices) = (job.file.clone(), std::mem::take(&mut job.unsynced)) else { return Ok(()) };
     job.unsynced_bytes = 0;
-    let store = inner.store.clone();
+    let store = fetcher.store.clone();
     let id = job.entry.id;
     let path = job.part_path.clone();
     job.syncing = Some(tokio::task::spawn_blocking(move || {
@@ -87,14 +87,14 @@ async fn wait_sync(job: &mut FileJob) -> Result<(), FetchError> {
 }
 
 /// Syncs, verifies the whole file against its id, and renames it into place.
-pub(crate) async fn finish_file(inner: &Arc<Inner>, job: &mut FileJob) -> Result<(), FetchError> {
-    sync_and_mark(inner, job).await?;
+pub(crate) async fn finish_file(fetcher: &Arc<Fetcher>, job: &mut FileJob) -> Result<(), FetchError> {
+    sync_and_mark(fetcher, job).await?;
     let Some(file) = job.file.take() else { return Ok(()) };
-    let store = inner.store.clone();
+    let store = fetcher.store.clone();
     let entry = job.entry.clone();
     let (folder, part, name) = (job.folder.clone(), job.part.clone(), job.name.clone());
     let (part_path, final_path) = (job.part_path.clone(), job.final_path.clone());
-    let threads = inner.config.hash_threads();
+    let threads = fetcher.settings.hash_threads;
     blocking(move || {
         // The bytes behind the descriptor written to, whatever the partial file's name holds now.
         let digest =
@@ -115,7 +115,7 @@ pub(crate) async fn finish_file(inner: &Arc<Inner>, job: &mut FileJob) -> Result
 
 /// Copies each file that repeats another file's content in the dataset from that (now
 /// complete) file, verified.
-pub(crate) async fn copy_duplicates(inner: &Arc<Inner>, jobs: &[FileJob]) -> Result<(), FetchError> {
+pub(crate) async fn copy_duplicates(fetcher: &Arc<Fetcher>, jobs: &[FileJob]) -> Result<(), FetchError> {
     let copies: Vec<_> = jobs
         .iter()
         .filter_map(|j| {
@@ -124,7 +124,7 @@ pub(crate) async fn copy_duplicates(inner: &Arc<Inner>, jobs: &[FileJob]) -> Res
             Some((from, j.folder.clone(), j.part.clone(), j.name.clone(), j.entry.clone()))
         })
         .collect();
-    let threads = inner.config.hash_threads();
+    let threads = fetcher.settings.hash_threads;
     blocking(move || {
         for (from, folder, part, name, entry) in copies {
             if !copy_verified(&from, &folder, &part, &name, &entry, threads)? {
