@@ -53,6 +53,10 @@ pub(crate) struct Dispatcher {
     pub(crate) catalog: Arc<CatalogKeeper>,
 }
 
+/// Longest an upload slot stays held while a chunk response is being written to a peer that
+/// reads it slowly (a stalled reader must not hold a slot for the request timeout).
+const SLOT_HELD_WHILE_SENDING: Duration = Duration::from_secs(10);
+
 /// Handles the network task's events until it stops. It never awaits the network task (whose bounded sends of
 /// events may be waiting on this loop): everything that talks back runs in a task of its own.
 pub(crate) async fn dispatch(d: Dispatcher, mut events: mpsc::Receiver<NetEvent>) {
@@ -106,7 +110,7 @@ pub(crate) async fn dispatch(d: Dispatcher, mut events: mpsc::Receiver<NetEvent>
                         }
                     };
                     let response = TransferResponse::plain(response);
-                    let _ = net.send(Command::Respond { slot: channel, response }).await;
+                    let _ = net.send(Command::Respond { slot: channel, response, sent: None }).await;
                 });
             }
             NetEvent::Inbound { peer, request, channel } => {
@@ -116,7 +120,21 @@ pub(crate) async fn dispatch(d: Dispatcher, mut events: mpsc::Receiver<NetEvent>
                 let net = d.net.clone();
                 d.tasks.spawn_to_end(async move {
                     let (response, admitted) = answer.response().await;
-                    let _ = net.send(Command::Respond { slot: channel, response }).await;
+                    // A chunk response holds its upload slot until its bytes have left (or
+                    // `SLOT_HELD_WHILE_SENDING` has passed): released when handed to the
+                    // network task, slots bounded nothing, and a seed's uplink queued answers
+                    // to every fetcher at once, each arriving seconds late.
+                    let chunks = matches!(response.header, Response::Chunks { .. }) && admitted.is_some();
+                    let (sent, left) = if chunks {
+                        let (tx, rx) = tokio::sync::oneshot::channel();
+                        (Some(tx), Some(rx))
+                    } else {
+                        (None, None)
+                    };
+                    let _ = net.send(Command::Respond { slot: channel, response, sent }).await;
+                    if let Some(left) = left {
+                        let _ = tokio::time::timeout(SLOT_HELD_WHILE_SENDING, left).await;
+                    }
                     drop(admitted);
                 });
             }

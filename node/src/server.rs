@@ -75,6 +75,9 @@ pub(crate) enum Answer {
     Ready(TransferResponse),
     /// Being computed off the async threads, holding its admission until written.
     Pending(JoinHandle<TransferResponse>, Admitted),
+    /// A chunk request waiting in the upload queue, then computed; holds its permit, and its
+    /// slot once it has one.
+    Queued(JoinHandle<(TransferResponse, Option<UploadSlot>)>, OwnedSemaphorePermit),
 }
 
 impl Answer {
@@ -86,6 +89,10 @@ impl Answer {
             Answer::Pending(handle, admitted) => {
                 (handle.await.unwrap_or_else(|_| err(ErrorCode::Internal, "internal error")), Some(admitted))
             }
+            Answer::Queued(handle, permit) => match handle.await {
+                Ok((response, slot)) => (response, Some(Admitted::Request(permit, slot))),
+                Err(_) => (err(ErrorCode::Internal, "internal error"), None),
+            },
         }
     }
 }
@@ -150,23 +157,37 @@ impl Serving {
         if let Request::Watch { file, known, wait_ms } = request {
             return self.watch(peer, file, known, wait_ms);
         }
+        if matches!(request, Request::Chunks { .. }) && self.uploads.in_use() > 0 {
+            // Every slot may be taken: wait in the short queue for one (`slots.rs`).
+            let Ok(permit) = self.inbound.clone().try_acquire_owned() else {
+                return Answer::Ready(err(ErrorCode::Busy, "busy"));
+            };
+            let serving = self.clone();
+            let handle = self.tasks.spawn_to_end(async move {
+                let Some(slot) = serving.uploads.acquire_queued(peer).await else {
+                    return (err(ErrorCode::Busy, "busy"), None);
+                };
+                let answering = serving.clone();
+                let response = serving
+                    .tasks
+                    .spawn_blocking(move || answering.answer(&peer, request))
+                    .await
+                    .unwrap_or_else(|_| err(ErrorCode::Internal, "internal error"));
+                (response, Some(slot))
+            });
+            return Answer::Queued(handle, permit);
+        }
         let Some(admitted) = self.admit(peer, &request) else {
             return Answer::Ready(err(ErrorCode::Busy, "busy"));
         };
         let serving = self.clone();
-        let handle = self.tasks.spawn_blocking(move || {
-            answer(
-                &serving.store,
-                &serving.stats,
-                &serving.audit,
-                &serving.trust,
-                &serving.seeding,
-                &peer,
-                request,
-                serving.corrupt,
-            )
-        });
+        let handle = self.tasks.spawn_blocking(move || serving.answer(&peer, request));
         Answer::Pending(handle, admitted)
+    }
+
+    /// Computes the answer to an admitted `request` (blocking).
+    fn answer(&self, peer: &PeerId, request: Request) -> TransferResponse {
+        answer(&self.store, &self.stats, &self.audit, &self.trust, &self.seeding, peer, request, self.corrupt)
     }
 }
 

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use libp2p::PeerId;
-use lien_protocol::wire::{Response, MAX_WATCH_WAIT_MS};
+use lien_protocol::wire::{ErrorCode, Response, MAX_WATCH_WAIT_MS};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -81,6 +81,11 @@ fn held(response: &TransferResponse) -> Option<(u64, u64)> {
     }
 }
 
+/// Whether `response` says the file is not held here.
+fn not_found(response: &TransferResponse) -> bool {
+    matches!(&response.header, Response::Error { code: ErrorCode::NotFound, .. })
+}
+
 /// Answers a `Watch` for a file of which the fetcher last saw `known` chunks: `have` computes
 /// the current `Have` answer (with every access check; it blocks, so it runs off the async
 /// threads), `gains` changes whenever the file gains chunks here. Returns at once when the
@@ -98,15 +103,12 @@ where
         let look = have.clone();
         let response = match tokio::task::spawn_blocking(move || look()).await {
             Ok(r) => r,
-            Err(_) => {
-                return TransferResponse::plain(Response::error(
-                    lien_protocol::wire::ErrorCode::Internal,
-                    "internal error",
-                ))
-            }
+            Err(_) => return TransferResponse::plain(Response::error(ErrorCode::Internal, "internal error")),
         };
         let changed = match held(&response) {
-            None => true,
+            // Not held here at all (yet): to a fetcher that saw nothing, nothing changed; it
+            // hears as soon as this node starts fetching the file and verifies a chunk.
+            None => !(known == 0 && not_found(&response)),
             Some((held, count)) => held != known || held == count,
         };
         let Some(rx) = gains.as_mut().filter(|_| !changed) else { return response };
@@ -168,11 +170,38 @@ mod tests {
         let answer = answer_watch(move || have_of(&h), Some(rx), 1, 2_000).await;
         assert_eq!(super::held(&answer), Some((1, 8)));
         assert_eq!(started.elapsed(), Duration::from_millis(2_000));
-        let refused =
-            || TransferResponse::plain(Response::error(lien_protocol::wire::ErrorCode::Forbidden, "not for you"));
+        let refused = || TransferResponse::plain(Response::error(ErrorCode::Forbidden, "not for you"));
         let started = Instant::now();
         let answer = answer_watch(refused, None, 0, MAX_WATCH_WAIT_MS).await;
         assert!(matches!(answer.header, Response::Error { .. }));
+        assert!(started.elapsed() < Duration::from_millis(10));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_watch_on_a_node_without_the_file_waits_for_its_first_chunk() {
+        let held = Arc::new(AtomicU64::new(0));
+        let (tx, rx) = watch::channel(());
+        let h = held.clone();
+        let look = move || match h.load(Ordering::SeqCst) {
+            0 => TransferResponse::plain(Response::error(ErrorCode::NotFound, "no file")),
+            _ => have_of(&h),
+        };
+        let waiting = tokio::spawn(answer_watch(look, Some(rx), 0, 5_000));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!waiting.is_finished(), "the node has not started on the file");
+        held.store(1, Ordering::SeqCst);
+        tx.send_replace(());
+        assert_eq!(super::held(&waiting.await.unwrap()), Some((1, 8)));
+        // To a fetcher that saw chunks there, a file gone is news at once.
+        held.store(0, Ordering::SeqCst);
+        let h = held.clone();
+        let look = move || match h.load(Ordering::SeqCst) {
+            0 => TransferResponse::plain(Response::error(ErrorCode::NotFound, "no file")),
+            _ => have_of(&h),
+        };
+        let (_tx, rx) = watch::channel(());
+        let started = Instant::now();
+        answer_watch(look, Some(rx), 3, 5_000).await;
         assert!(started.elapsed() < Duration::from_millis(10));
     }
 

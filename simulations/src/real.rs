@@ -398,8 +398,9 @@ pub async fn run(scn: &Scenario, topo: &Topology, seed: u64, progress: &(dyn Fn(
             let sent = net.sent();
             let publisher_sent = sent.get(publisher).copied().unwrap_or(0);
             let all: u64 = sent.iter().sum();
+            let served = slot_node(&slots, publisher).map(|n| n.stats().chunks_served).unwrap_or(0);
             eprintln!(
-                "debug t={elapsed:.1}s: sent {:.1} MiB (publisher {:.1} MiB), fetches done {done}",
+                "debug t={elapsed:.1}s: sent {:.1} MiB (publisher {:.1} MiB, {served} chunks served), fetches done {done}",
                 all as f64 / 1048576.0,
                 publisher_sent as f64 / 1048576.0,
             );
@@ -558,7 +559,20 @@ impl Ctx {
         let Some(id) = self.target.lock().ok().and_then(|t| *t) else { return };
         let Some(node) = slot_node(&self.slots, v) else { return };
         let left = self.end.saturating_duration_since(Instant::now());
-        let opts = FetchOptions { timeout: left.max(Duration::from_secs(1)), progress: None };
+        let progress: Option<Arc<dyn Fn(lien_node::fetch::FetchProgress) + Send + Sync>> =
+            if std::env::var_os("LIEN_SIM_DEBUG").is_some() {
+                // When each fetch passes each eighth of the dataset.
+                let (t0, last) = (self.t0, Arc::new(std::sync::atomic::AtomicU64::new(0)));
+                Some(Arc::new(move |p: lien_node::fetch::FetchProgress| {
+                    let eighth = (p.done * 8).checked_div(p.total).unwrap_or(0);
+                    if eighth > last.swap(eighth, std::sync::atomic::Ordering::Relaxed) {
+                        eprintln!("progress {v} {eighth}/8 {:.2} s peers {}", t0.elapsed().as_secs_f64(), p.peers);
+                    }
+                }))
+            } else {
+                None
+            };
+        let opts = FetchOptions { timeout: left.max(Duration::from_secs(1)), progress };
         if let Ok(report) = node.fetch(&id.to_string(), &self.out, opts).await {
             if std::env::var_os("LIEN_SIM_DEBUG").is_some() {
                 let mut from: Vec<(u64, String)> =

@@ -16,11 +16,20 @@ use tokio::time::Instant;
 /// How long a refused peer counts as wanting a slot.
 pub const WANT_WINDOW: Duration = Duration::from_secs(10);
 
+/// Chunk requests that may wait for a slot at once, per slot: a short queue, so that a slot
+/// that frees is taken by a request already here instead of idling for a round trip and a
+/// fetcher's back-off (BitTorrent's request pipelining). Beyond it, `Busy`.
+pub const QUEUED_PER_SLOT: usize = 1;
+/// How long a queued chunk request waits for a slot before it is answered `Busy`.
+pub const QUEUE_WAIT: Duration = Duration::from_millis(1_000);
+
 /// The node's upload slots.
 #[derive(Debug)]
 pub struct UploadSlots {
     total: usize,
     state: Mutex<State>,
+    /// Signalled whenever a slot is given back.
+    released: tokio::sync::Notify,
 }
 
 #[derive(Debug, Default)]
@@ -28,6 +37,8 @@ struct State {
     held: HashMap<PeerId, usize>,
     in_use: usize,
     wanting: HashMap<PeerId, Instant>,
+    /// Peers with a request waiting for a slot (one each).
+    queued: std::collections::HashSet<PeerId>,
 }
 
 /// One slot, given back when dropped.
@@ -40,7 +51,37 @@ pub struct UploadSlot {
 impl UploadSlots {
     /// `total` slots (at least one).
     pub fn new(total: usize) -> Arc<UploadSlots> {
-        Arc::new(UploadSlots { total: total.max(1), state: Mutex::new(State::default()) })
+        Arc::new(UploadSlots {
+            total: total.max(1),
+            state: Mutex::new(State::default()),
+            released: tokio::sync::Notify::new(),
+        })
+    }
+
+    /// A slot for `peer` now, or, if none is free, after waiting in the short queue for one to
+    /// free (at most [`QUEUE_WAIT`]; one waiting request per peer, [`QUEUED_PER_SLOT`] per
+    /// slot in all). `None`: answer `Busy`.
+    pub async fn acquire_queued(self: &Arc<Self>, peer: PeerId) -> Option<UploadSlot> {
+        if let Some(slot) = self.try_acquire(peer) {
+            return Some(slot);
+        }
+        {
+            let mut state = self.state.lock().ok()?;
+            if state.queued.len() >= self.total * QUEUED_PER_SLOT || !state.queued.insert(peer) {
+                return None;
+            }
+        }
+        let _queued = Queued { slots: self, peer };
+        let deadline = Instant::now() + QUEUE_WAIT;
+        loop {
+            let released = self.released.notified();
+            tokio::pin!(released);
+            released.as_mut().enable();
+            if let Some(slot) = self.try_acquire(peer) {
+                return Some(slot);
+            }
+            tokio::time::timeout_at(deadline, released).await.ok()?;
+        }
     }
 
     /// A slot for `peer` if one is free and `peer` holds less than its share; otherwise `None`
@@ -86,6 +127,22 @@ impl UploadSlots {
                 }
             }
         }
+        // Every queued request tries again (at most a few): the fair share decides who gets it.
+        self.released.notify_waiters();
+    }
+}
+
+/// A request's place in the queue; left when dropped.
+struct Queued<'a> {
+    slots: &'a UploadSlots,
+    peer: PeerId,
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut state) = self.slots.state.lock() {
+            state.queued.remove(&self.peer);
+        }
     }
 }
 
@@ -98,6 +155,29 @@ impl Drop for UploadSlot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_chunk_request_waits_briefly_for_a_slot_in_a_short_queue() {
+        let slots = UploadSlots::new(1);
+        let (a, c, d) = (PeerId::random(), PeerId::random(), PeerId::random());
+        let held = slots.try_acquire(a).unwrap();
+        let waiting = tokio::spawn({
+            let slots = slots.clone();
+            async move { slots.acquire_queued(c).await }
+        });
+        tokio::task::yield_now().await;
+        assert!(slots.acquire_queued(d).await.is_none(), "one slot, one place in the queue");
+        assert!(!waiting.is_finished());
+        drop(held);
+        let got = waiting.await.unwrap();
+        assert!(got.is_some(), "the freed slot goes to the request waiting for it");
+        // Nothing frees within the wait: Busy after QUEUE_WAIT, and the queue is free again.
+        let started = Instant::now();
+        assert!(slots.acquire_queued(d).await.is_none());
+        assert_eq!(started.elapsed(), QUEUE_WAIT);
+        drop(got);
+        assert!(slots.acquire_queued(d).await.is_some());
+    }
 
     #[test]
     fn bulk_upload_slots_are_shared_fairly() {

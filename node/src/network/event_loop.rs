@@ -76,6 +76,7 @@ pub fn spawn(
         setup,
         pending_dials: HashMap::new(),
         pending_requests: HashMap::new(),
+        responses_sending: HashMap::new(),
         pending_providers: HashMap::new(),
         pending_records: HashMap::new(),
         agents: HashMap::new(),
@@ -180,6 +181,8 @@ struct EventLoop {
     setup: NetworkSetup,
     pending_dials: HashMap<PeerId, Vec<oneshot::Sender<Result<PeerId, NetError>>>>,
     pending_requests: HashMap<OutboundRequestId, oneshot::Sender<Result<TransferResponse, NetError>>>,
+    /// Responses being written whose server waits to hear that they left (`Command::Respond`).
+    responses_sending: HashMap<request_response::InboundRequestId, oneshot::Sender<()>>,
     pending_providers: HashMap<QueryId, (HashSet<PeerId>, oneshot::Sender<Vec<PeerId>>)>,
     pending_records: HashMap<QueryId, PendingRecords>,
     agents: HashMap<PeerId, String>,
@@ -315,9 +318,11 @@ impl EventLoop {
                 self.pending_requests.insert(id, reply);
                 self.used(peer, 1);
             }
-            Command::Respond { slot, response } => {
+            Command::Respond { slot, response, sent } => {
                 if swarm.behaviour_mut().transfer.send_response(slot.0, response).is_err() {
                     tracing::debug!("requester went away before the response was sent");
+                } else if let Some(sent) = sent {
+                    self.responses_sending.insert(slot.1, sent);
                 }
             }
             Command::AnnounceTrust { bytes } => {
@@ -489,9 +494,9 @@ impl EventLoop {
     async fn on_transfer(&mut self, event: request_response::Event<lien_protocol::wire::Request, TransferResponse>) {
         match event {
             request_response::Event::Message { peer, message, .. } => match message {
-                request_response::Message::Request { request, channel, .. } => {
+                request_response::Message::Request { request, channel, request_id } => {
                     self.used(peer, 1);
-                    self.emit(NetEvent::Inbound { peer, request, channel: ResponseSlot(channel) }).await;
+                    self.emit(NetEvent::Inbound { peer, request, channel: ResponseSlot(channel, request_id) }).await;
                 }
                 request_response::Message::Response { request_id, response } => {
                     self.used(peer, -1);
@@ -506,11 +511,18 @@ impl EventLoop {
                     let _ = reply.send(Err(NetError::Request { peer, reason: error.to_string() }));
                 }
             }
-            request_response::Event::InboundFailure { peer, error, .. } => {
+            request_response::Event::InboundFailure { peer, error, request_id, .. } => {
                 self.used(peer, -1);
+                // Dropped: whoever waits for the response to leave stops waiting.
+                self.responses_sending.remove(&request_id);
                 tracing::debug!(%peer, "inbound transfer failed: {error}");
             }
-            request_response::Event::ResponseSent { peer, .. } => self.used(peer, -1),
+            request_response::Event::ResponseSent { peer, request_id, .. } => {
+                self.used(peer, -1);
+                if let Some(sent) = self.responses_sending.remove(&request_id) {
+                    let _ = sent.send(());
+                }
+            }
         }
     }
 

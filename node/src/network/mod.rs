@@ -97,7 +97,10 @@ pub enum NetEvent {
 }
 
 /// The reply slot of an inbound request.
-pub struct ResponseSlot(pub(crate) libp2p::request_response::ResponseChannel<TransferResponse>);
+pub struct ResponseSlot(
+    pub(crate) libp2p::request_response::ResponseChannel<TransferResponse>,
+    pub(crate) libp2p::request_response::InboundRequestId,
+);
 
 impl std::fmt::Debug for ResponseSlot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -129,8 +132,10 @@ pub enum Command {
     Dial { addr: Multiaddr, reply: oneshot::Sender<Result<PeerId, NetError>> },
     /// Send a transfer request.
     Request { peer: PeerId, request: Request, reply: oneshot::Sender<Result<TransferResponse, NetError>> },
-    /// Answer an inbound request.
-    Respond { slot: ResponseSlot, response: TransferResponse },
+    /// Answer an inbound request; `sent`, if given, is told when the whole response has been
+    /// written to the stream (dropped if it could not be), so that an upload slot is held
+    /// while its bytes leave, not only while they are read from disk.
+    Respond { slot: ResponseSlot, response: TransferResponse, sent: Option<oneshot::Sender<()>> },
     /// Gossip a manifest.
     Announce { bytes: Vec<u8> },
     /// Gossip a trust record (delegation or revocation).
