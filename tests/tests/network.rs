@@ -1003,6 +1003,7 @@ async fn a_public_alias_of_a_restricted_file_is_refused_over_p2p_and_by_the_gate
         let peer = holder.node.peer_id();
         for request in [
             Request::Have { file: salaries.id },
+            Request::Watch { file: salaries.id, known: 0, wait_ms: 1_000 },
             Request::ChunkList { file: salaries.id },
             Request::Chunks { file: salaries.id, first: 0, count: 1 },
         ] {
@@ -1173,6 +1174,73 @@ async fn fetched_files_are_written_without_following_planted_symlinks() -> Resul
 
     for v in ["v1", "v2", "v3"] {
         assert_eq!(std::fs::read(victims.join(v))?, b"precious", "{v} was written through a link");
+    }
+    Ok(())
+}
+
+/// Pushed availability over real nodes: a `Watch` on a partial holder answers as soon as it
+/// gains a chunk (not when its wait runs out), a `Watch` asking to wait too long is refused,
+/// and a watch on a node that does not hold the file waits for its first chunk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_answers_as_soon_as_a_partial_holder_gains_chunks() -> Result<()> {
+    let a = TestNode::start(&[]).await?;
+    let b = TestNode::start(&[&a]).await?;
+    let c = TestNode::start(&[&a]).await?;
+    let src = tempfile::tempdir()?;
+    // Four chunks of 1 MiB: one chunk per request (`REQUEST_BYTES`), so a range is one chunk.
+    let data = make_dataset(src.path(), 61, &[("table.csv", 4 << 20)])?;
+    let m = a.node.publish(request(&data, "table", "Table", 1 << 20)?, quiet()).await?;
+    let file = m.body().files.inline().context("inline file list")?[0].clone();
+    let opts = || FetchOptions { timeout: Duration::from_secs(20), ..Default::default() };
+    wait_for("B to know the manifest", Duration::from_secs(20), || has_manifest(&b, m.id())).await?;
+    c.node.network().dial(b.addr.clone(), Duration::from_secs(10)).await?;
+
+    // B does not hold the file yet: C's watch waits for B's first chunk.
+    let watch = |known: u64, wait_ms: u32| {
+        let (net, peer) = (c.node.network().clone(), b.node.peer_id());
+        let request = Request::Watch { file: file.id, known, wait_ms };
+        tokio::spawn(async move {
+            let started = tokio::time::Instant::now();
+            let r = net.request(peer, request).await;
+            (r, started.elapsed())
+        })
+    };
+    let first = watch(0, 10_000);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!first.is_finished(), "answered before B held anything");
+    let out = tempfile::tempdir()?;
+    let chunk = |i: u64| lien_node::fetch::ChunkRange { file: file.id, first: i, last: i };
+    b.node.fetch_range(m.id(), &out.path().join("table"), opts(), chunk(0)).await?;
+    let (answer, waited) = first.await?;
+    match answer?.header {
+        Response::Have { count: 4, bitmap } => assert_eq!(bitmap, vec![0b0001]),
+        other => anyhow::bail!("unexpected answer to a watch: {other:?}"),
+    }
+    assert!(
+        waited < Duration::from_secs(9),
+        "the watch waited out its time ({waited:?}) instead of answering the gain"
+    );
+
+    // B holds one chunk; C saw one: the next watch answers when B gains another.
+    let second = watch(1, 10_000);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!second.is_finished(), "answered with no news");
+    b.node.fetch_range(m.id(), &out.path().join("table"), opts(), chunk(2)).await?;
+    let (answer, waited) = second.await?;
+    match answer?.header {
+        Response::Have { count: 4, bitmap } => assert_eq!(bitmap, vec![0b0101]),
+        other => anyhow::bail!("unexpected answer to a watch: {other:?}"),
+    }
+    assert!(waited < Duration::from_secs(9), "waited {waited:?}");
+
+    // A watch asking to wait longer than the protocol allows is not a request the node answers.
+    let (too_long, _) = watch(2, lien_protocol::wire::MAX_WATCH_WAIT_MS + 1).await?;
+    assert!(
+        too_long.as_ref().map_or(true, |r| matches!(r.header, Response::Error { .. })),
+        "an over-long watch was answered: {too_long:?}"
+    );
+    for n in [a, b, c] {
+        n.node.shutdown().await;
     }
     Ok(())
 }

@@ -273,7 +273,16 @@ impl Scheduler {
         let Some(state) = self.peers.get_mut(&peer) else { return };
         state.watching.remove(&file);
         match answer {
-            WatchAnswer::Have(bitmap) => state.record_have(file, bitmap, count, now),
+            WatchAnswer::Have(bitmap) => {
+                let known = state.held_count(file);
+                state.record_have(file, bitmap, count, now);
+                if state.held_count(file) == known {
+                    // No news: an honest peer says so only when its wait ran out; one that
+                    // answers at once again and again would keep us busy asking. Either way,
+                    // ask again after a pause.
+                    state.watch_pause.insert(file, now + WATCH_PAUSE);
+                }
+            }
             WatchAnswer::Misfit => {
                 state.misfits.insert(file);
             }
@@ -364,6 +373,18 @@ impl Scheduler {
             }
             Outcome::NotHeld(bitmap) => {
                 state.busy_streak = 0;
+                // A partial holder that said it held the unit (its `Have` or `Watch`) and then
+                // does not serve it lied, or lost it: either way it costs a failure, so a peer
+                // that advertises what it does not have is soon dropped. (A seed refusing a
+                // chunk it handed out already is super-seeding, not a lie.)
+                let claimed = !state.seed_of.contains(&unit.file) && state.may_hold(&unit, now) == Some(false);
+                if claimed {
+                    state.failures += 1;
+                    state.failed_at = Some(now);
+                    if state.failures >= MAX_PEER_FAILURES {
+                        self.order.retain(|p| *p != peer);
+                    }
+                }
                 state.record_have(unit.file, bitmap, chunk_count, now);
                 self.queue.push_front(unit);
             }

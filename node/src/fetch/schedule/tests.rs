@@ -287,6 +287,19 @@ fn invariants_hold_under_random_outcomes_and_every_unit_arrives() {
                 assert!(state.busy_until.is_none_or(|t| t <= now), "a peer backing off was picked");
                 flying.push((x.peer, x.unit));
             }
+            // Watches come and go with random answers: they never touch the queue or flights.
+            for w in s.watches(now) {
+                assert!(s.peers[&w.peer].watching.contains(&w.file));
+                let count = counts[w.file];
+                let answer = match rng.gen_range(0..4) {
+                    0 => WatchAnswer::Have(bitmap(count, &[rng.gen_range(0..count)])),
+                    1 => WatchAnswer::Paused,
+                    2 if rng.gen_bool(0.1) => WatchAnswer::Unsupported,
+                    _ => WatchAnswer::Have(full(count)),
+                };
+                s.watched(w.peer, w.file, answer, now);
+                assert!(!s.peers[&w.peer].watching.contains(&w.file));
+            }
             check_invariants(&s, &all, &done);
             if flying.is_empty() {
                 now += Duration::from_secs(1);
@@ -378,4 +391,39 @@ fn only_the_first_files_of_the_queue_are_watched() {
     }
     let watched: Vec<usize> = s.watches(now).iter().map(|w| w.file).collect();
     assert_eq!(watched, (0..MAX_WATCHED_FILES).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_partial_holder_that_does_not_serve_what_it_advertised_is_dropped() {
+    let now = Instant::now();
+    let mut s = Scheduler::new((0..4).map(|i| unit(0, i)), vec![4], 4);
+    let [liar, seed] = peers(&mut s, 2, now)[..] else { panic!() };
+    knows(&mut s, liar, 0, bitmap(4, &[0, 1, 2, 3]).iter().map(|b| b & 0b0111).collect(), now);
+    knows(&mut s, seed, 0, full(4), now);
+    for round in 0..MAX_PEER_FAILURES {
+        let a = s.assign_to(liar, now).expect("the liar is asked for what it advertised");
+        assert!(a.unit.first < 3);
+        // It says it holds the chunks, then refuses them.
+        s.complete(liar, a.unit, Outcome::NotHeld(bitmap(4, &[0, 1, 2])), now, 1.0);
+        assert_eq!(s.order.contains(&liar), round + 1 < MAX_PEER_FAILURES);
+    }
+    let next = s.assign(now);
+    assert!(next.iter().all(|a| a.peer != liar), "dropped after lying {MAX_PEER_FAILURES} times");
+    // A seed refusing a chunk it handed out already (super-seeding) is not lying.
+    let a = next.first().expect("the seed is asked");
+    s.complete(seed, a.unit, Outcome::NotHeld(full(4)), now, 1.0);
+    assert_eq!(s.peers[&seed].failures, 0);
+}
+
+#[test]
+fn a_watch_answer_without_news_pauses_the_watch() {
+    let now = Instant::now();
+    let mut s = Scheduler::new([unit(0, 4)], vec![10], 4);
+    let [chatty] = peers(&mut s, 1, now)[..] else { panic!() };
+    knows(&mut s, chatty, 0, bitmap(10, &[1]), now);
+    assert_eq!(s.watches(now).len(), 1);
+    // Answered at once with what we knew: asked again only after a pause.
+    s.watched(chatty, 0, WatchAnswer::Have(bitmap(10, &[1])), now);
+    assert!(s.watches(now).is_empty());
+    assert_eq!(s.watches(now + WATCH_PAUSE).len(), 1);
 }
