@@ -9,6 +9,7 @@
 #   (t) cheap tunings: libp2p only (no bulk channel), fetch_requests_per_peer, 4 MiB chunks, output on tmpfs, glibc malloc
 #       tunables, swarm with a full mesh
 #   (p) PROFILE=1: perf (cpu-clock) profile of one fetch, both sides
+# For builds against each other and curl from nginx in one run: benches/fetch_vs_curl.sh.
 #
 # Usage: benches/run.sh
 #   env: RUNS=5 BIG_MIB=1024 SMALL_MIB=256 SWARM_N=8 SWARM_RUNS=3 TUNING=1 TUNING_RUNS=3 PROFILE=0

@@ -39,6 +39,12 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// A fetcher that accepts no bytes of a response for this long loses the connection.
 pub const STALL_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Encrypted bytes rustls may hold for the socket (its default is 64 KiB): a whole write piece
+/// of a response (`frames.rs`) is sealed and handed to the kernel in one `writev` of 16 records
+/// instead of four of four. Only connections writing a response (at most the upload slots) fill
+/// it. Measured in BENCHMARKS.md ("Profile of a bulk fetch").
+const SEND_BUFFER: usize = 256 * 1024;
+
 /// Accepted bulk connections waiting for the server (the TCP listener hands them over).
 pub(crate) const HANDOFF_QUEUE: usize = 64;
 
@@ -234,6 +240,8 @@ async fn serve_connection(serving: Arc<Serving>, admission: Admission, stream: T
     if !server.authenticated(admission.id, peer) {
         return Err(std::io::Error::other(format!("{peer} holds its most bulk connections")).into());
     }
+    let mut tls = tls;
+    tls.get_mut().1.set_buffer_limit(Some(SEND_BUFFER));
     let (mut reader, mut writer) = tokio::io::split(tls);
     // One response waits while another is written: at most two slots per connection.
     let (tx, mut rx) = mpsc::channel::<Answer>(1);
