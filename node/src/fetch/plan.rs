@@ -49,6 +49,10 @@ pub(crate) struct FileJob {
     pub(crate) syncing: Option<tokio::task::JoinHandle<Result<(), FetchError>>>,
     /// Another file of this dataset with the same content, copied once that one is complete.
     pub(crate) copy_of: Option<usize>,
+    /// Whether some of its chunks were on disk before this fetch (a resume): only then is the
+    /// whole file hashed again before it is renamed into place. Chunks this fetch wrote were
+    /// each verified in memory against the verified chunk list before they were written.
+    pub(crate) resumed: bool,
 }
 
 /// Records the dataset as held here (complete or not), keeping the pin and the time it was first
@@ -152,6 +156,7 @@ pub(crate) fn prepare(
             unsynced_bytes: 0,
             syncing: None,
             copy_of: None,
+            resumed: false,
         };
         // The same content twice in one dataset is downloaded once, then copied.
         if let Some(first) = jobs.iter().position(|j: &FileJob| j.entry.id == job.entry.id && j.entry.size > 0) {
@@ -220,6 +225,7 @@ pub(crate) fn prepare(
         job.file = Some(Arc::new(file));
         let bitmap = store.have(&job.entry.id)?.unwrap_or_default();
         let count = job.entry.chunk_size.count(job.entry.size);
+        job.resumed = (0..count).any(|i| bit(&bitmap, i));
         let per_request = (REQUEST_BYTES / job.entry.chunk_size.bytes()).max(1) as u32;
         let mut run: Option<Unit> = None;
         for i in 0..count {
