@@ -16,16 +16,16 @@
 //! the real fetchers finish together near the end; the model's FIFO pipes (whole chunks first
 //! come first served) finish some fetchers early and put the median a third too low.
 
-use std::io::Write as _;
 use std::path::Path;
 
 use anyhow::{Context, Result};
 use serde_json::json;
 
 use crate::checks::{ks_statistic, mean, quantile};
-use crate::model::{self, World};
+use crate::model::{self, ModelOutput, World};
 use crate::real::RealRun;
-use crate::scenario::Scenario;
+use crate::report;
+use crate::scenario::{Scenario, ScenarioError};
 use crate::topology::{Overlay, Topology};
 
 /// Relative tolerance on each compared metric for calibration to count as agreeing.
@@ -36,12 +36,7 @@ fn sorted(mut v: Vec<f64>) -> Vec<f64> {
     v
 }
 
-/// Mean, sample standard deviation, min, max and count of `xs`.
-pub fn spread(xs: &[f64]) -> serde_json::Value {
-    let m = mean(xs);
-    let sd = m.map(|m| (xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (xs.len().max(2) - 1) as f64).sqrt());
-    json!({"mean": m, "sd": sd, "min": xs.iter().copied().reduce(f64::min), "max": xs.iter().copied().reduce(f64::max), "runs": xs.len()})
-}
+pub use crate::report::spread;
 
 /// Announcement delays (nodes other than the publisher) and fetch durations of one run.
 #[derive(Debug, Clone, Default)]
@@ -77,8 +72,15 @@ pub fn real_sample(r: &RealRun) -> Sample {
 /// The model's run of the same scenario and topology with `seed`; with `connections` (a real
 /// run's connection graph at time 0, see [`RealRun::connections`]) as the overlay, so that the
 /// model's gossip mesh and neighbours are drawn from the connections the real nodes had; with
-/// fair sharing of uploads (the calibrated link model, see the module documentation).
-pub fn model_sample(scn: &Scenario, topo: &Topology, seed: u64, connections: Option<&[Vec<u32>]>) -> Result<Sample> {
+/// fair sharing of uploads (the calibrated link model, see the module documentation). The
+/// portal world runs too when the scenario asks for the central-portal baseline (it does not
+/// depend on the overlay or the sharing: the portal's pipes are always FIFO).
+pub fn model_output(
+    scn: &Scenario,
+    topo: &Topology,
+    seed: u64,
+    connections: Option<&[Vec<u32>]>,
+) -> Result<ModelOutput, ScenarioError> {
     let mut topo = topo.clone();
     if let Some(c) = connections {
         topo.overlay = Overlay::Graph(c.to_vec());
@@ -86,19 +88,31 @@ pub fn model_sample(scn: &Scenario, topo: &Topology, seed: u64, connections: Opt
     let topo = &topo;
     let mut s = scn.clone();
     s.sim.seed = seed;
-    s.baseline.central_portal = false;
     s.output.plots = false;
     s.protocol.kad.probe_lookups = 0;
     s.protocol.transfer.sharing = crate::scenario::Sharing::Fair;
-    let out = model::run(&s, topo, &mut |_, _, _, _| {})?;
-    let announce = out.deliveries.iter().filter(|d| d.via != "origin").filter_map(|d| d.t_s).collect();
-    let fetch = out
-        .fetches
-        .iter()
-        .filter(|f| f.world == World::P2p)
-        .filter_map(|f| f.start_s.zip(f.end_s).map(|(a, b)| b - a))
-        .collect();
-    Ok(Sample { announce, fetch })
+    model::run(&s, topo, &mut |_, _, _, _| {})
+}
+
+impl Sample {
+    /// The P2P world of a model run as a sample.
+    pub fn from_model(out: &ModelOutput) -> Sample {
+        let announce = out.deliveries.iter().filter(|d| d.via != "origin").filter_map(|d| d.t_s).collect();
+        let fetch = out
+            .fetches
+            .iter()
+            .filter(|f| f.world == World::P2p)
+            .filter_map(|f| f.start_s.zip(f.end_s).map(|(a, b)| b - a))
+            .collect();
+        Sample { announce, fetch }
+    }
+}
+
+/// [`model_output`] as a sample, without the portal world.
+pub fn model_sample(scn: &Scenario, topo: &Topology, seed: u64, connections: Option<&[Vec<u32>]>) -> Result<Sample> {
+    let mut s = scn.clone();
+    s.baseline.central_portal = false;
+    Ok(Sample::from_model(&model_output(&s, topo, seed, connections)?))
 }
 
 /// Compares the mean over runs of each metric; returns the JSON report and whether every metric
@@ -131,58 +145,45 @@ pub fn compare(real: &[Sample], model: &[Sample]) -> (serde_json::Value, bool) {
     (serde_json::Value::Object(report), all)
 }
 
-/// Writes `real_runs.json`, `real_fetches.csv`, `real_announce.csv` and `summary.json` with the
-/// calibration against the model, and returns the summary.
+/// Writes `real_runs.json`, `scenario.resolved.toml`, the outputs of [`report::write_runs`]
+/// (CSVs, plots) and `summary.json` with the calibration against the model and the
+/// central-portal baseline (the model's portal world, one per seed), and returns the summary.
 pub fn write_real(dir: &Path, scn: &Scenario, topo: &Topology, runs: &[RealRun]) -> Result<serde_json::Value> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     std::fs::write(dir.join("scenario.resolved.toml"), toml::to_string_pretty(scn)?)?;
     std::fs::write(dir.join("real_runs.json"), serde_json::to_string_pretty(runs)?)?;
-    let mut w = std::io::BufWriter::new(std::fs::File::create(dir.join("real_fetches.csv"))?);
-    writeln!(w, "seed,node,start_s,duration_s")?;
-    for r in runs {
-        for ((v, start), d) in r.fetch_start_s.iter().zip(&r.fetch_s) {
-            let f = |x: &Option<f64>| x.map(|x| format!("{x:.4}")).unwrap_or_default();
-            writeln!(w, "{},{},{},{}", r.seed, topo.hosts[*v].name, f(start), f(d))?;
-        }
-    }
-    w.flush()?;
-    let mut w = std::io::BufWriter::new(std::fs::File::create(dir.join("real_announce.csv"))?);
-    writeln!(w, "seed,node,latency_s,path_latency_s")?;
-    for r in runs {
-        for (i, d) in r.announce_s.iter().enumerate() {
-            let path = r.path_latency_s.get(i).copied().unwrap_or(f64::NAN);
-            writeln!(
-                w,
-                "{},{},{},{path:.4}",
-                r.seed,
-                topo.hosts[i].name,
-                d.map(|x| format!("{x:.4}")).unwrap_or_default()
-            )?;
-        }
-    }
-    w.flush()?;
+    let outputs: Vec<ModelOutput> =
+        runs.iter().map(|r| model_output(scn, topo, r.seed, Some(&r.connections))).collect::<Result<_, _>>()?;
+    let portals: Vec<Option<ModelOutput>> = outputs.iter().map(|o| Some(o.clone())).collect();
+    let measures: Vec<report::RunMeasures> = runs.iter().map(RealRun::measures).collect();
+    let per_run = report::write_runs(dir, scn, topo, &measures, &portals)?;
     let real: Vec<Sample> = runs.iter().map(real_sample).collect();
-    let model: Vec<Sample> =
-        runs.iter().map(|r| model_sample(scn, topo, r.seed, Some(&r.connections))).collect::<Result<_>>()?;
+    let model: Vec<Sample> = outputs.iter().map(Sample::from_model).collect();
     let (calibration, _) = compare(&real, &model);
-    let per_run = |f: &dyn Fn(&RealRun) -> f64| spread(&runs.iter().map(f).collect::<Vec<_>>());
-    let summary = json!({
+    let spread_of = |f: &dyn Fn(&RealRun) -> f64| spread(&runs.iter().map(f).collect::<Vec<_>>());
+    let mut summary = json!({
         "scenario": scn.sim.name,
         "mode": "real",
         "git_commit": scn.sim.git_commit,
+        "topology": topo.name,
         "nodes": topo.nodes(),
         "dataset_bytes": scn.dataset_bytes(),
+        "chunks": scn.chunks(),
         "replicates": runs.len(),
-        "virtual_s": per_run(&|r| r.virtual_s),
-        "wall_s": per_run(&|r| r.wall_s),
-        "startup_wall_s": per_run(&|r| r.startup_wall_s),
-        "startup_virtual_s": per_run(&|r| r.startup_s),
-        "announce_delivered_fraction": per_run(&|r| r.announce_s.iter().flatten().count() as f64 / r.nodes as f64),
-        "fetches_completed_fraction": per_run(&|r| r.fetch_s.iter().flatten().count() as f64 / r.fetch_s.len().max(1) as f64),
-        "fetches_verified": per_run(&|r| r.verified as f64),
-        "publisher_upload_copies": per_run(&|r| r.publisher_served as f64 / r.dataset_bytes as f64),
-        "calibration": calibration,
+        "virtual_s": spread_of(&|r| r.virtual_s),
+        "wall_s": spread_of(&|r| r.wall_s),
+        "startup_wall_s": spread_of(&|r| r.startup_wall_s),
+        "startup_virtual_s": spread_of(&|r| r.startup_s),
+        "announce_delivered_fraction": spread_of(&|r| r.announce_s.iter().flatten().count() as f64 / r.nodes as f64),
+        "fetches_completed_fraction": spread_of(&|r| r.fetch_s.iter().flatten().count() as f64 / r.fetch_s.len().max(1) as f64),
+        "fetches_verified": spread_of(&|r| r.verified as f64),
+        "publisher_upload_copies": spread_of(&|r| r.publisher_served as f64 / r.dataset_bytes as f64),
     });
-    std::fs::write(dir.join("summary.json"), serde_json::to_string_pretty(&summary)?)?;
+    if let Some(obj) = summary.as_object_mut() {
+        obj.extend(report::aggregate(&per_run));
+        obj.insert("calibration".into(), calibration);
+        obj.insert("runs".into(), serde_json::Value::Array(per_run));
+    }
+    report::write_summary(dir, &summary)?;
     Ok(summary)
 }

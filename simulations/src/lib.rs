@@ -8,9 +8,12 @@
 
 pub mod calibrate;
 pub mod checks;
+pub mod dataset;
+pub mod error;
 pub mod model;
 pub mod output;
 pub mod real;
+pub mod report;
 pub mod scenario;
 pub mod shadow;
 pub mod simnet;

@@ -3,7 +3,8 @@
 //! ```text
 //! lien-sim topologies
 //! lien-sim run SCENARIO.toml [--out DIR] [--seed N]
-//! lien-sim export-shadow SCENARIO.toml DIR [--lien PATH]
+//! lien-sim export-shadow SCENARIO.toml DIR [--lien PATH] [--announce-delay-ms MS]
+//! lien-sim shadow-summary DIR [--data DIR] [--out DIR]
 //! ```
 
 use std::io::Write as _;
@@ -43,8 +44,11 @@ enum Command {
         #[arg(long)]
         seed: Option<u64>,
     },
-    /// Write a Shadow configuration (shadow.yaml, graph.gml, per-host lien homes) for a scenario.
-    #[command(after_help = "Example:\n  lien-sim export-shadow simulations/scenarios/vietnam.toml shadow-vn")]
+    /// Write a Shadow configuration (shadow.yaml, graph.gml, per-host lien homes, the dataset)
+    /// whose hosts run `lien daemon`, the publisher `lien publish` and the fetchers `lien get`.
+    #[command(
+        after_help = "Example:\n  lien-sim export-shadow simulations/scenarios/swarm-64.toml shadow-64 --lien /usr/local/bin/lien\n  cd shadow-64 && shadow shadow.yaml > shadow.log\n  lien-sim shadow-summary shadow-64"
+    )]
     ExportShadow {
         /// The scenario file (TOML).
         scenario: PathBuf,
@@ -53,6 +57,21 @@ enum Command {
         /// Path of the `lien` binary as Shadow will run it.
         #[arg(long, default_value = "lien")]
         lien: String,
+        /// With `fetch_start = "on-announce"`, fetchers start this long after the publish.
+        #[arg(long, value_name = "MS", default_value_t = 5000)]
+        announce_delay_ms: u64,
+    },
+    /// Summarise a Shadow run of an export: summary.json, CSVs and plots as the real-code mode's.
+    #[command(after_help = "Example:\n  lien-sim shadow-summary shadow-64 --out shadow-64/summary")]
+    ShadowSummary {
+        /// The export folder (with params.json and scenario.resolved.toml).
+        dir: PathBuf,
+        /// Shadow's data folder [default: DIR/shadow.data].
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Output folder [default: DIR/summary].
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -87,13 +106,28 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Run { scenario, out, seed } => run_scenario(&scenario, out, seed),
-        Command::ExportShadow { scenario, dir, lien } => {
+        Command::ExportShadow { scenario, dir, lien, announce_delay_ms } => {
             let scn = Scenario::load(&scenario)?;
             let mut rng = ChaCha8Rng::seed_from_u64(scn.sim.seed);
             let topo = scn.build_topology(&mut rng)?;
-            let n = shadow::export(&scn, &topo, &dir, &lien)?;
-            eprintln!("wrote {n} hosts to {}", dir.display());
+            let opts = shadow::ExportOptions { lien, announce_delay_ms };
+            let done = shadow::export(&scn, &topo, &dir, &opts)?;
+            eprintln!(
+                "wrote {} hosts to {}: publish at {:.1} s, {} fetches, stop at {:.1} s",
+                done.hosts,
+                dir.display(),
+                done.plan.publish_ms as f64 / 1e3,
+                done.plan.fetches.len(),
+                done.plan.stop_ms as f64 / 1e3
+            );
             println!("{}", dir.join("shadow.yaml").display());
+            Ok(())
+        }
+        Command::ShadowSummary { dir, data, out } => {
+            let out = out.unwrap_or_else(|| dir.join("summary"));
+            let summary = shadow::summary::summarise(&dir, data.as_deref(), &out)?;
+            eprintln!("results in {}", out.display());
+            println!("{}", serde_json::to_string_pretty(&summary)?);
             Ok(())
         }
     }

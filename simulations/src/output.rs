@@ -1,5 +1,7 @@
 //! Results on disk: `events.jsonl`, tidy CSVs, `summary.json`, `scenario.resolved.toml` and SVG
-//! plots (plotters), for a model run.
+//! plots (plotters), for a model run; and the pieces every mode shares (fetch statistics, the
+//! fluid bound, the portal baseline's summary, the plots), which [`crate::report`] uses for
+//! real-code runs.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -10,6 +12,7 @@ use plotters::prelude::*;
 use serde_json::json;
 
 use crate::checks::{self, quantile};
+use crate::error::OutputError;
 use crate::model::{ModelOutput, World};
 use crate::scenario::Scenario;
 use crate::topology::Topology;
@@ -19,7 +22,8 @@ fn create(dir: &Path, name: &str) -> Result<BufWriter<File>> {
     Ok(BufWriter::new(File::create(&p).with_context(|| format!("cannot create {}", p.display()))?))
 }
 
-fn csv_field(s: &str) -> String {
+/// A CSV field, quoted when it holds a comma, a quote or a line break.
+pub fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
@@ -148,18 +152,69 @@ fn sorted(mut v: Vec<f64>) -> Vec<f64> {
     v
 }
 
-fn fetch_stats(out: &ModelOutput, world: World, topo: &Topology) -> serde_json::Value {
-    let fs: Vec<_> = out.fetches.iter().filter(|f| f.world == world && Some(f.node as usize) != topo.portal).collect();
-    let ends = sorted(fs.iter().filter_map(|f| f.end_s).collect());
-    let durs = sorted(fs.iter().filter_map(|f| f.start_s.zip(f.end_s).map(|(a, b)| b - a)).collect());
+/// Fetch statistics shared by every mode: how many fetchers, how many completed, completion
+/// times since the publish (`ends`) and fetch durations, seconds.
+pub fn fetch_summary(fetchers: usize, ends: &[f64], durations: &[f64]) -> serde_json::Value {
+    let ends = sorted(ends.to_vec());
+    let durs = sorted(durations.to_vec());
     json!({
-        "fetchers": fs.len(),
+        "fetchers": fetchers,
         "completed": ends.len(),
         "completion_s": {"p50": quantile(&ends, 0.5), "p90": quantile(&ends, 0.9), "p99": quantile(&ends, 0.99), "max": ends.last()},
         "duration_s": {"p50": quantile(&durs, 0.5), "p90": quantile(&durs, 0.9), "max": durs.last(), "mean": checks::mean(&durs)},
-        "bad_chunks": fs.iter().map(|f| f.bad_chunks as u64).sum::<u64>(),
-        "timeouts": fs.iter().map(|f| f.timeouts as u64).sum::<u64>(),
-        "busy": fs.iter().map(|f| f.busy as u64).sum::<u64>(),
+    })
+}
+
+/// A world's fetches of a model run other than the portal's own: (completion times, count).
+pub fn model_ends(out: &ModelOutput, world: World, topo: &Topology) -> (Vec<f64>, usize) {
+    let fs: Vec<_> = out.fetches.iter().filter(|f| f.world == world && Some(f.node as usize) != topo.portal).collect();
+    (fs.iter().filter_map(|f| f.end_s).collect(), fs.len())
+}
+
+fn fetch_stats(out: &ModelOutput, world: World, topo: &Topology) -> serde_json::Value {
+    let fs: Vec<_> = out.fetches.iter().filter(|f| f.world == world && Some(f.node as usize) != topo.portal).collect();
+    let ends: Vec<f64> = fs.iter().filter_map(|f| f.end_s).collect();
+    let durs: Vec<f64> = fs.iter().filter_map(|f| f.start_s.zip(f.end_s).map(|(a, b)| b - a)).collect();
+    let mut s = fetch_summary(fs.len(), &ends, &durs);
+    s["bad_chunks"] = json!(fs.iter().map(|f| f.bad_chunks as u64).sum::<u64>());
+    s["timeouts"] = json!(fs.iter().map(|f| f.timeouts as u64).sum::<u64>());
+    s["busy"] = json!(fs.iter().map(|f| f.busy as u64).sum::<u64>());
+    s
+}
+
+/// The fluid lower bound (Kurose & Ross) on the time for `fetchers` to download the scenario's
+/// dataset from `publisher`: `max(F/u_s, F/d_min, N·F/(u_s + Σu_i))` with the topology's rates;
+/// `None` without fetchers.
+pub fn fluid_bound(scn: &Scenario, topo: &Topology, publisher: usize, fetchers: &[usize]) -> Option<f64> {
+    let f = scn.dataset_bytes() as f64;
+    let u_s = topo.hosts[publisher].up_bps;
+    let d_min = fetchers.iter().map(|&v| topo.hosts[v].down_bps).fold(f64::INFINITY, f64::min);
+    let sum_u: f64 = fetchers.iter().map(|&v| topo.hosts[v].up_bps).sum();
+    (!fetchers.is_empty()).then(|| checks::fluid_p2p_bound(f, u_s, d_min, fetchers.len(), sum_u))
+}
+
+/// The central-portal baseline of a model run that ran the portal world (`None` when the
+/// scenario or the topology has no portal): its fetch statistics, the client–server fluid time
+/// (the publisher's upload to the portal, then `N·F/u_portal`) and the portal's upload in copies.
+pub fn portal_summary(
+    scn: &Scenario,
+    topo: &Topology,
+    out: &ModelOutput,
+    publisher: usize,
+    fetchers: &[usize],
+) -> Option<serde_json::Value> {
+    let f = scn.dataset_bytes() as f64;
+    topo.portal.filter(|_| scn.baseline.central_portal).map(|port| {
+        let mut s = fetch_stats(out, World::Portal, topo);
+        let u_s = topo.hosts[publisher].up_bps;
+        let u_p = topo.hosts[port].up_bps;
+        let d_min = fetchers.iter().map(|&v| topo.hosts[v].down_bps).fold(f64::INFINITY, f64::min);
+        s["fluid_client_server_s"] =
+            json!((!fetchers.is_empty()).then(|| f / u_s + checks::fluid_client_server(f, u_p, d_min, fetchers.len())));
+        let up =
+            out.load.iter().find(|l| l.world == World::Portal && l.node as usize == port).map_or(0, |l| l.up_bytes);
+        s["portal_upload_copies"] = json!(up as f64 / f);
+        s
     })
 }
 
@@ -182,19 +237,10 @@ pub fn summarise(scn: &Scenario, topo: &Topology, out: &ModelOutput, wall_s: f64
     };
     let fetchers: Vec<usize> = out.fetches.iter().filter(|x| x.world == World::P2p).map(|x| x.node as usize).collect();
     let p = out.publisher as usize;
-    let u_s = topo.hosts[p].up_bps;
-    let d_min = fetchers.iter().map(|&v| topo.hosts[v].down_bps).fold(f64::INFINITY, f64::min);
-    let sum_u: f64 = fetchers.iter().map(|&v| topo.hosts[v].up_bps).sum();
-    let bound = (!fetchers.is_empty()).then(|| checks::fluid_p2p_bound(f, u_s, d_min, fetchers.len(), sum_u));
+    let bound = fluid_bound(scn, topo, p, &fetchers);
     let p2p = fetch_stats(out, World::P2p, topo);
-    let portal = topo.portal.filter(|_| scn.baseline.central_portal).map(|port| {
-        let mut s = fetch_stats(out, World::Portal, topo);
-        let u_p = topo.hosts[port].up_bps;
-        s["fluid_client_server_s"] =
-            json!((!fetchers.is_empty()).then(|| f / u_s + checks::fluid_client_server(f, u_p, d_min, fetchers.len())));
-        s["portal_upload_copies"] = json!(load_of(World::Portal, port) as f64 / f);
-        s
-    });
+    let portal = portal_summary(scn, topo, out, p, &fetchers);
+    let ratio = |x: &serde_json::Value| bound.and_then(|b| x.as_f64().map(|m| m / b));
     json!({
         "scenario": scn.sim.name,
         "seed": scn.sim.seed,
@@ -226,7 +272,9 @@ pub fn summarise(scn: &Scenario, topo: &Topology, out: &ModelOutput, wall_s: f64
         },
         "fetch_p2p": p2p,
         "fluid_bound_s": bound,
-        "fetch_p2p_vs_bound": bound.and_then(|b| p2p["completion_s"]["max"].as_f64().map(|m| m / b)),
+        "fetch_p2p_vs_bound": ratio(&p2p["completion_s"]["max"]),
+        "fetch_median_vs_bound": ratio(&p2p["duration_s"]["p50"]),
+        "fetch_last_vs_bound": ratio(&p2p["completion_s"]["max"]),
         "publisher_upload_copies": load_of(World::P2p, p) as f64 / f,
         "fetch_portal": portal,
     })
@@ -234,7 +282,22 @@ pub fn summarise(scn: &Scenario, topo: &Topology, out: &ModelOutput, wall_s: f64
 
 type Series = (String, Vec<(f64, f64)>, RGBColor);
 
-fn line_chart(path: &Path, title: &str, x_label: &str, y_label: &str, series: &[Series], points: bool) -> Result<()> {
+type DrawResult = std::result::Result<(), Box<dyn std::error::Error>>;
+
+/// Draws one SVG chart: lines, or points when `points`.
+fn line_chart(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+    points: bool,
+) -> std::result::Result<(), OutputError> {
+    draw(path, title, x_label, y_label, series, points)
+        .map_err(|e| OutputError::Plot { path: path.to_path_buf(), message: e.to_string() })
+}
+
+fn draw(path: &Path, title: &str, x_label: &str, y_label: &str, series: &[Series], points: bool) -> DrawResult {
     let root = SVGBackend::new(path, (800, 500)).into_drawing_area();
     root.fill(&WHITE)?;
     let xs = series.iter().flat_map(|s| s.1.iter().map(|p| p.0));
@@ -278,18 +341,21 @@ fn cdf(values: &[f64], total: usize, scale: f64) -> Vec<(f64, f64)> {
     pts
 }
 
-fn plots(dir: &Path, topo: &Topology, out: &ModelOutput) -> Result<()> {
-    let n = topo.nodes();
-    let times: Vec<f64> = out.deliveries.iter().filter_map(|d| d.t_s).collect();
-    let delivered = out.deliveries.iter().filter(|d| d.t_s.is_some() && d.hops > 0).count().max(1);
-    let d_cdf =
-        cdf(&out.deliveries.iter().filter(|d| d.hops > 0).filter_map(|d| d.t_s).collect::<Vec<_>>(), delivered, 1e3);
+/// `announce_delivery_cdf.svg` (the CDF of the delivery delays of the nodes that received the
+/// announcement from others, `relayed`, seconds) and `nodes_reached_over_time.svg` (every
+/// delivery time, the publisher's included, `reached`, as a share of `nodes`).
+pub fn plot_announce(
+    dir: &Path,
+    nodes: usize,
+    relayed: &[f64],
+    reached: &[f64],
+) -> std::result::Result<(), OutputError> {
     line_chart(
         &dir.join("announce_delivery_cdf.svg"),
         "Announcement delivery latency (CDF of delivered)",
         "latency (ms)",
         "% of delivered nodes",
-        &[("announcement".into(), d_cdf, BLUE)],
+        &[("announcement".into(), cdf(relayed, relayed.len().max(1), 1e3), BLUE)],
         false,
     )?;
     line_chart(
@@ -297,26 +363,31 @@ fn plots(dir: &Path, topo: &Topology, out: &ModelOutput) -> Result<()> {
         "Nodes reached by the announcement over time",
         "time (ms)",
         "% of all nodes",
-        &[("reached".into(), cdf(&times, n, 1e3), RED)],
+        &[("reached".into(), cdf(reached, nodes, 1e3), RED)],
         false,
-    )?;
-    let ends = |w: World| -> (Vec<f64>, usize) {
-        let fs: Vec<_> = out.fetches.iter().filter(|f| f.world == w && Some(f.node as usize) != topo.portal).collect();
-        (fs.iter().filter_map(|f| f.end_s).collect(), fs.len())
-    };
-    let (p2p, total) = ends(World::P2p);
+    )
+}
+
+/// `fetch_completion_cdf.svg` and `p2p_vs_portal.svg`: the CDFs of the completion times since
+/// the publish of `p2p_total` p2p fetchers (`p2p` holds the completed ones) and, when given, of
+/// the portal baseline's `(completed, total)`.
+pub fn plot_fetches(
+    dir: &Path,
+    p2p: &[f64],
+    p2p_total: usize,
+    portal: Option<(&[f64], usize)>,
+) -> std::result::Result<(), OutputError> {
     line_chart(
         &dir.join("fetch_completion_cdf.svg"),
         "Fetch completion (time since publish)",
         "time (s)",
         "% of fetchers complete",
-        &[("p2p".into(), cdf(&p2p, total, 1.0), BLUE)],
+        &[("p2p".into(), cdf(p2p, p2p_total, 1.0), BLUE)],
         false,
     )?;
-    let (portal, ptotal) = ends(World::Portal);
-    let mut both = vec![("Lien p2p".to_owned(), cdf(&p2p, total, 1.0), BLUE)];
-    if ptotal > 0 {
-        both.push(("central portal".to_owned(), cdf(&portal, ptotal, 1.0), RED));
+    let mut both = vec![("Lien p2p".to_owned(), cdf(p2p, p2p_total, 1.0), BLUE)];
+    if let Some((ends, total)) = portal.filter(|p| p.1 > 0) {
+        both.push(("central portal".to_owned(), cdf(ends, total, 1.0), RED));
     }
     line_chart(
         &dir.join("p2p_vs_portal.svg"),
@@ -325,18 +396,18 @@ fn plots(dir: &Path, topo: &Topology, out: &ModelOutput) -> Result<()> {
         "% of fetchers complete",
         &both,
         false,
-    )?;
-    let mut uploads: Vec<(u32, f64)> = out
-        .load
-        .iter()
-        .filter(|l| l.world == World::P2p)
-        .map(|l| (l.node, l.up_bytes as f64 / (1024.0 * 1024.0)))
-        .collect();
-    uploads.sort_by(|a, b| b.1.total_cmp(&a.1));
+    )
+}
+
+/// `upload_per_node.svg`: each node's upload in bytes (`is_publisher`, bytes), ranked, the
+/// publisher in red.
+pub fn plot_upload(dir: &Path, uploads: &[(bool, u64)]) -> std::result::Result<(), OutputError> {
+    let mut ranked: Vec<(bool, f64)> = uploads.iter().map(|&(p, b)| (p, b as f64 / (1024.0 * 1024.0))).collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
     let mut others = Vec::new();
     let mut publisher = Vec::new();
-    for (rank, (node, mib)) in uploads.iter().enumerate() {
-        if *node == out.publisher {
+    for (rank, (is_publisher, mib)) in ranked.iter().enumerate() {
+        if *is_publisher {
             publisher.push((rank as f64 + 1.0, *mib));
         } else {
             others.push((rank as f64 + 1.0, *mib));
@@ -349,6 +420,17 @@ fn plots(dir: &Path, topo: &Topology, out: &ModelOutput) -> Result<()> {
         "uploaded (MiB)",
         &[("other nodes".into(), others, BLUE), ("publisher".into(), publisher, RED)],
         true,
-    )?;
-    Ok(())
+    )
+}
+
+fn plots(dir: &Path, topo: &Topology, out: &ModelOutput) -> std::result::Result<(), OutputError> {
+    let reached: Vec<f64> = out.deliveries.iter().filter_map(|d| d.t_s).collect();
+    let relayed: Vec<f64> = out.deliveries.iter().filter(|d| d.hops > 0).filter_map(|d| d.t_s).collect();
+    plot_announce(dir, topo.nodes(), &relayed, &reached)?;
+    let (p2p, total) = model_ends(out, World::P2p, topo);
+    let (portal, ptotal) = model_ends(out, World::Portal, topo);
+    plot_fetches(dir, &p2p, total, Some((&portal, ptotal)))?;
+    let uploads: Vec<(bool, u64)> =
+        out.load.iter().filter(|l| l.world == World::P2p).map(|l| (l.node == out.publisher, l.up_bytes)).collect();
+    plot_upload(dir, &uploads)
 }

@@ -27,15 +27,17 @@ use libp2p::Multiaddr;
 use lien_node::{FetchOptions, Node, NodeConfig, PublishRequest};
 use lien_protocol::{ChunkSize, ContentId, Metadata};
 use rand::seq::SliceRandom;
-use rand::{Rng, RngCore, SeedableRng};
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::dataset;
+use crate::report::{self, FetchMeasure, RunMeasures};
 use crate::scenario::{FetchStart, Scenario};
 use crate::simnet::{host_addr, SimNet};
-use crate::topology::Topology;
+use crate::topology::{Topology, TopologyError};
 
 /// What one real run measured. Times are virtual seconds unless named `wall`.
 #[derive(Debug, Clone, Serialize)]
@@ -67,12 +69,39 @@ pub struct RealRun {
     pub verified: usize,
     /// Bytes the publisher served.
     pub publisher_served: u64,
+    /// The publisher's node index.
+    pub publisher: usize,
+    /// Per node: bytes it sent on the simulated network from time 0 to the end (chunks,
+    /// gossip, DHT and protocol overhead; `SimNet::sent`).
+    pub sent_bytes: Vec<u64>,
+    /// Per node: chunk bytes it served from time 0 to the end (its audit log).
+    pub served_bytes: Vec<u64>,
     /// Dataset size, bytes.
     pub dataset_bytes: u64,
     /// Virtual seconds simulated after time 0.
     pub virtual_s: f64,
     /// Wall seconds of the whole run (start-up included).
     pub wall_s: f64,
+}
+
+impl RealRun {
+    /// What the run measured, in the form every real-code run shares ([`crate::report`]).
+    pub fn measures(&self) -> RunMeasures {
+        RunMeasures {
+            seed: self.seed,
+            publisher: self.publisher,
+            announce_s: self.announce_s.clone(),
+            path_latency_s: self.path_latency_s.clone(),
+            fetches: self
+                .fetch_start_s
+                .iter()
+                .zip(&self.fetch_s)
+                .map(|(&(node, start_s), &duration_s)| FetchMeasure { node, start_s, duration_s })
+                .collect(),
+            served_bytes: self.served_bytes.iter().map(|&b| Some(b)).collect(),
+            sent_bytes: self.sent_bytes.clone(),
+        }
+    }
 }
 
 /// One node's place: the running node (None while down) and its fetch task.
@@ -88,16 +117,29 @@ fn slot_node(slots: &Slots, v: usize) -> Option<Node> {
     slots[v].lock().ok().and_then(|s| s.node.clone())
 }
 
-/// The node's config: the scenario's transfer parameters where the node has them.
+/// The node's config: the scenario's transfer parameters where the node has them, on the
+/// simulated network (listening on `v`'s in-memory address, every byte over libp2p).
 fn config(scn: &Scenario, home: &Path, v: usize, bootstrap: Vec<Multiaddr>) -> NodeConfig {
+    let mut c = scenario_config(scn, home);
+    c.listen = vec![host_addr(v)];
+    c.bootstrap = bootstrap;
+    // All traffic on the simulated network: no side channel over real TCP.
+    c.bulk_transfer = false;
+    c
+}
+
+/// A node's config for `scn` wherever it runs (here, or in a Shadow export's `lien.toml`): the
+/// scenario's transfer parameters (`requests_per_peer`, `max_inflight_serve`,
+/// `request_timeout_ms`), `[protocol.kad] k`, `[protocol.connections]`, network `lien-sim`, one
+/// hashing thread, no re-provide; listen addresses, bootstrap peers and the bulk channel are the
+/// caller's.
+pub fn scenario_config(scn: &Scenario, home: &Path) -> NodeConfig {
     let mut c = NodeConfig::for_home(home);
     let t = &scn.protocol.transfer;
     c.fetch_requests_per_peer = t.requests_per_peer.max(1);
     c.max_concurrent_uploads = t.max_inflight_serve.max(1);
     c.request_timeout_secs = ((t.request_timeout_ms / 1000.0).ceil() as u64).max(1);
     c.network = "lien-sim".into();
-    c.listen = vec![host_addr(v)];
-    c.bootstrap = bootstrap;
     c.hash_threads = 1;
     c.reprovide_secs = 0;
     c.dht_k = scn.protocol.kad.k.clamp(1, 64);
@@ -108,9 +150,31 @@ fn config(scn: &Scenario, home: &Path, v: usize, bootstrap: Vec<Multiaddr>) -> N
     c.min_peers = cn.min_peers.unwrap_or(c.min_peers).min(c.peer_low_water);
     c.reconnect_secs = cn.reconnect_s.unwrap_or(c.reconnect_secs);
     c.dht_refresh_secs = cn.dht_refresh_s.unwrap_or(c.dht_refresh_secs);
-    // All traffic on the simulated network: no side channel over real TCP.
-    c.bulk_transfer = false;
     c
+}
+
+/// Virtual seconds the network settles between the last node's start and the publish: twice
+/// the nodes' `idle_peer_secs` plus 5 s, so that the connections Kademlia's start-up lookups
+/// opened have gone idle and been trimmed.
+pub fn settle_secs(scn: &Scenario) -> u64 {
+    (scenario_config(scn, Path::new("")).idle_peer_secs * 2 + 5).max(5)
+}
+
+/// The fetchers of a run: the scenario's `fetchers` selection without the publisher, each kept
+/// with probability `fetch_fraction` (drawn from `rng` in node order).
+pub fn pick_fetchers(
+    scn: &Scenario,
+    topo: &Topology,
+    publisher: usize,
+    rng: &mut ChaCha8Rng,
+) -> Result<Vec<usize>, TopologyError> {
+    let mut selected = vec![false; topo.hosts.len()];
+    for v in topo.select(&scn.workload.fetchers)? {
+        selected[v] = true;
+    }
+    Ok((0..topo.nodes())
+        .filter(|&v| selected[v] && v != publisher && rng.gen_bool(scn.workload.fetch_fraction))
+        .collect())
 }
 
 /// Builds the paused, auto-advancing runtime and runs one replicate in it.
@@ -193,9 +257,7 @@ pub async fn run(scn: &Scenario, topo: &Topology, seed: u64, progress: &(dyn Fn(
     let n = topo.nodes();
     let publisher = topo.select(&scn.workload.publisher)?[0];
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7ea1);
-    let fetch_sel = selection(topo, &scn.workload.fetchers)?;
-    let fetchers: Vec<usize> =
-        (0..n).filter(|&v| fetch_sel[v] && v != publisher && rng.gen_bool(scn.workload.fetch_fraction)).collect();
+    let fetchers = pick_fetchers(scn, topo, publisher, &mut rng)?;
     let net = SimNet::new(topo, scn.topology.jitter, seed);
     let tmp = scratch()?;
     let homes: Vec<PathBuf> = (0..n).map(|v| tmp.path().join(format!("n{v}"))).collect();
@@ -258,8 +320,7 @@ pub async fn run(scn: &Scenario, topo: &Topology, seed: u64, progress: &(dyn Fn(
     // Then let the network settle: Kademlia's start-up lookups connect nodes to many others;
     // those connections go idle and are trimmed (`idle_peer_secs`, checked every third of it)
     // before anything is published, as in a network that has been running for a while.
-    let idle = config(scn, &homes[0], 0, Vec::new()).idle_peer_secs;
-    let settle_end = Instant::now() + Duration::from_secs(5).max(Duration::from_secs(idle * 2 + 5));
+    let settle_end = Instant::now() + Duration::from_secs(settle_secs(scn));
     // Every 5 virtual seconds, report the connections; the last report's graph is time 0's.
     let connections = loop {
         tokio::time::sleep(Duration::from_secs(5).min(settle_end.saturating_duration_since(Instant::now()))).await;
@@ -282,14 +343,13 @@ pub async fn run(scn: &Scenario, topo: &Topology, seed: u64, progress: &(dyn Fn(
     let bytes = scn.dataset_bytes();
     let data_dir = tmp.path().join("dataset");
     std::fs::create_dir_all(&data_dir)?;
-    let mut data = vec![0u8; usize::try_from(bytes)?];
-    ChaCha8Rng::seed_from_u64(seed).fill_bytes(&mut data);
-    std::fs::write(data_dir.join("data.bin"), &data)?;
+    let data = dataset::generate(bytes, seed)?;
+    std::fs::write(data_dir.join(dataset::FILE), &data)?;
     let chunk = ChunkSize::new(scn.chunk_bytes()).map_err(|e| anyhow::anyhow!("chunk size: {e}"))?;
     let req = PublishRequest {
         path: data_dir.clone(),
-        slug: "sim-dataset".parse().map_err(|e| anyhow::anyhow!("slug: {e}"))?,
-        metadata: Metadata::titled("lien-sim dataset"),
+        slug: dataset::SLUG.parse().map_err(|e| anyhow::anyhow!("slug: {e}"))?,
+        metadata: Metadata::titled(dataset::TITLE),
         in_place: true,
         chunk_size: chunk,
     };
@@ -299,6 +359,7 @@ pub async fn run(scn: &Scenario, topo: &Topology, seed: u64, progress: &(dyn Fn(
 
     // Time 0. Cuts and churn are scheduled from here.
     let t0 = Instant::now();
+    let sent_before = net.sent();
     let end = t0 + Duration::from_secs_f64(scn.sim.duration_s);
     let mut drivers: Vec<JoinHandle<()>> = Vec::new();
     for c in &scn.cut {
@@ -427,6 +488,8 @@ pub async fn run(scn: &Scenario, topo: &Topology, seed: u64, progress: &(dyn Fn(
         tokio::time::sleep(step.min(end.saturating_duration_since(now))).await;
     }
     let virtual_s = t0.elapsed().as_secs_f64();
+    let sent_bytes: Vec<u64> =
+        net.sent().iter().zip(sent_before.iter().chain(std::iter::repeat(&0))).take(n).map(|(a, b)| a - b).collect();
     let connections_end = connection_graph(&slots, &peer_ids).await?;
     let publisher_served =
         slot_node(&slots, publisher).map_or(0, |p| p.stats().served.values().sum::<u64>() - served_before);
@@ -450,12 +513,17 @@ pub async fn run(scn: &Scenario, topo: &Topology, seed: u64, progress: &(dyn Fn(
     let mut verified = 0;
     for &v in &fetchers {
         if finished[v].is_some() {
-            let got = std::fs::read(tmp.path().join(format!("out{v}")).join("data.bin")).unwrap_or_default();
+            let got = std::fs::read(tmp.path().join(format!("out{v}")).join(dataset::FILE)).unwrap_or_default();
             if got == data {
                 verified += 1;
             }
         }
     }
+    // Every chunk a node served is in its audit log (kept across restarts).
+    let served_bytes: Vec<u64> = homes
+        .iter()
+        .map(|h| report::audit_served_bytes(&h.join(lien_node::audit::AUDIT_FILE)))
+        .collect::<Result<_, _>>()?;
     let done = finished.iter().flatten().count();
     progress(&format!("{done} of {} fetches done, {verified} verified byte for byte", fetchers.len()));
     Ok(RealRun {
@@ -471,6 +539,9 @@ pub async fn run(scn: &Scenario, topo: &Topology, seed: u64, progress: &(dyn Fn(
         fetch_s: fetchers.iter().map(|&v| started[v].zip(finished[v]).map(|(a, b)| b - a)).collect(),
         verified,
         publisher_served,
+        publisher,
+        sent_bytes,
+        served_bytes,
         dataset_bytes: bytes,
         virtual_s,
         wall_s: wall.elapsed().as_secs_f64(),

@@ -290,15 +290,18 @@ fn vietnam_topology_has_the_2025_structure() -> Result<()> {
 
 #[test]
 fn shadow_export_writes_a_config_per_host() -> Result<()> {
-    let (scn, topo) = build("[topology]\nbuiltin = \"ring\"\nnodes = 5\ndegree = 2")?;
+    let (scn, topo) = build(
+        "[topology]\nbuiltin = \"ring\"\nnodes = 5\ndegree = 2\n[workload]\npublisher = \"#0\"\ndataset_mib = 1",
+    )?;
     let dir = tempfile::tempdir()?;
-    let n = lien_sim::shadow::export(&scn, &topo, dir.path(), "/usr/local/bin/lien")?;
-    ensure!(n == 5, "hosts: {n}");
+    let opts = lien_sim::shadow::ExportOptions { lien: "/usr/local/bin/lien".into(), ..Default::default() };
+    let done = lien_sim::shadow::export(&scn, &topo, dir.path(), &opts)?;
+    ensure!(done.hosts == 5, "hosts: {}", done.hosts);
     let yaml = std::fs::read_to_string(dir.path().join("shadow.yaml"))?;
     ensure!(yaml.matches("network_node_id").count() == 5, "{yaml}");
-    ensure!(yaml.contains("\"daemon\"") && yaml.contains("/p2p/"), "no daemon with bootstrap peers: {yaml}");
+    ensure!(yaml.contains("daemon") && yaml.contains("/p2p/"), "no daemon with bootstrap peers: {yaml}");
     let gml = std::fs::read_to_string(dir.path().join("graph.gml"))?;
     ensure!(gml.contains("host_bandwidth_up") && gml.contains("latency"), "{gml}");
-    ensure!(dir.path().join("homes/n4/node.key").exists(), "no home for n4");
+    ensure!(dir.path().join("shadow.data.template/hosts/h4/home/node.key").exists(), "no home for h4");
     Ok(())
 }

@@ -151,3 +151,47 @@ fn idle_connections_beyond_the_high_water_mark_are_closed() -> Result<()> {
     ensure!(run.verified == 31, "{} of 31 fetched copies verified", run.verified);
     Ok(())
 }
+
+#[test]
+fn real_mode_writes_the_model_modes_outputs() -> Result<()> {
+    // Plots, upload per node, p2p against the portal, the fluid bound and the ratios to it.
+    let (scn, topo) = build(&scenario(20, ""))?;
+    let run = real::run_virtual(&scn, &topo, 1, &|_| {})?;
+    ensure!(run.sent_bytes.len() == 16 && run.served_bytes.len() == 16, "per-node upload missing");
+    ensure!(
+        run.served_bytes[0] == run.publisher_served,
+        "audit log {} != stats {}",
+        run.served_bytes[0],
+        run.publisher_served
+    );
+    let dir = tempfile::tempdir()?;
+    let s = calibrate::write_real(dir.path(), &scn, &topo, std::slice::from_ref(&run))?;
+    for f in [
+        "real_runs.json",
+        "real_fetches.csv",
+        "real_announce.csv",
+        "real_node_load.csv",
+        "summary.json",
+        "announce_delivery_cdf.svg",
+        "nodes_reached_over_time.svg",
+        "fetch_completion_cdf.svg",
+        "upload_per_node.svg",
+        "p2p_vs_portal.svg",
+    ] {
+        ensure!(std::fs::metadata(dir.path().join(f)).is_ok_and(|m| m.len() > 0), "{f} missing or empty");
+    }
+    let num = |p: &str| s.pointer(p).and_then(serde_json::Value::as_f64);
+    // 2 MiB from a 50 Mbit/s publisher: F/u_s = 0.336 s bounds everything.
+    let bound = num("/fluid_bound_s/mean").unwrap_or(0.0);
+    ensure!((bound - 2.0 * 1024.0 * 1024.0 * 8.0 / 50e6).abs() < 1e-9, "bound {bound}");
+    let median = num("/runs/0/fetch_p2p/duration_s/p50").unwrap_or(0.0);
+    ensure!(num("/fetch_median_vs_bound/mean").is_some_and(|r| (r - median / bound).abs() < 1e-9 && r >= 1.0), "{s:#}");
+    ensure!(num("/fetch_last_vs_bound/mean").is_some_and(|r| r >= 1.0), "{s:#}");
+    ensure!(num("/runs/0/fetch_portal/completed") == Some(15.0), "portal baseline: {s:#}");
+    ensure!(num("/p2p_vs_portal_last/mean").is_some_and(|r| r > 0.0), "{s:#}");
+    let (served, sent) = (num("/runs/0/publisher_upload_copies"), num("/runs/0/publisher_sent_copies"));
+    ensure!(served.zip(sent).is_some_and(|(a, b)| a >= 1.0 && b >= a), "publisher copies {served:?}, sent {sent:?}");
+    let load = std::fs::read_to_string(dir.path().join("real_node_load.csv"))?;
+    ensure!(load.lines().count() == 17, "{load}");
+    Ok(())
+}
