@@ -187,7 +187,7 @@ impl Serving {
 
     /// Computes the answer to an admitted `request` (blocking).
     fn answer(&self, peer: &PeerId, request: Request) -> TransferResponse {
-        answer(&self.store, &self.stats, &self.audit, &self.trust, &self.seeding, peer, request, self.corrupt)
+        answer(self, peer, request)
     }
 }
 
@@ -203,18 +203,7 @@ impl Serving {
         let stop = self.tasks.stop_token().clone();
         let handle = self.tasks.spawn_to_end(async move {
             let look = serving.clone();
-            let have = move || {
-                answer(
-                    &look.store,
-                    &look.stats,
-                    &look.audit,
-                    &look.trust,
-                    &look.seeding,
-                    &peer,
-                    Request::Have { file },
-                    false,
-                )
-            };
+            let have = move || look.answer(&peer, Request::Have { file });
             tokio::select! {
                 response = crate::watch::answer_watch(have, gains, known, wait_ms) => response,
                 () = stop.cancelled() => err(ErrorCode::Busy, "the node is stopping"),
@@ -231,17 +220,8 @@ fn err(code: ErrorCode, message: impl Into<String>) -> TransferResponse {
 /// Computes the answer to `request` from `peer` (blocking: run it off the async threads).
 /// `seeding` rations what a seed of a file hands out while several peers fetch it
 /// ([`crate::seeding`]).
-#[allow(clippy::too_many_arguments)] // the node's serving parts, each used here
-pub fn answer(
-    store: &Store,
-    stats: &Stats,
-    audit: &AuditLog,
-    trust: &SharedTrust,
-    seeding: &SeedLedger,
-    peer: &PeerId,
-    request: Request,
-    corrupt: bool,
-) -> TransferResponse {
+fn answer(serving: &Serving, peer: &PeerId, request: Request) -> TransferResponse {
+    let Serving { store, stats, audit, trust, seeding, corrupt, .. } = serving;
     let file = match &request {
         Request::ChunkList { file }
         | Request::Have { file }
@@ -264,7 +244,7 @@ pub fn answer(
     }
     match answer_inner(store, stats, audit, trust, seeding, peer, request) {
         Ok(mut r) => {
-            if corrupt {
+            if *corrupt {
                 // Adversary mode (simulations and tests only): flip a bit of every chunk sent.
                 if let Some(b) = r.payload.first_mut() {
                     *b ^= 1;
