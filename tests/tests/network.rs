@@ -1244,3 +1244,27 @@ async fn a_watch_answers_as_soon_as_a_partial_holder_gains_chunks() -> Result<()
     }
     Ok(())
 }
+
+/// A node given its bootstrap peer by DNS name (`/dns4/localhost/...`, as agencies name their
+/// servers) finds and fetches a dataset, and uses the fast path to the resolved address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bootstrap_peer_named_by_dns_is_reached_and_fetched_from() -> Result<()> {
+    let a = TestNode::start(&[]).await?;
+    let named: libp2p::Multiaddr = a.addr.to_string().replace("/ip4/127.0.0.1/", "/dns4/localhost/").parse()?;
+    assert!(named.to_string().starts_with("/dns4/localhost/tcp/"), "{named}");
+    let src = tempfile::tempdir()?;
+    let data = make_dataset(src.path(), 62, &[("census.csv", 3 << 20)])?;
+    let m = a.node.publish(request(&data, "census", "Census", 1 << 20)?, quiet()).await?;
+    let home = tempfile::tempdir()?;
+    let mut config = lien_tests::test_config(home.path());
+    config.bootstrap = vec![named];
+    let b = lien_node::Node::start(config).await?;
+    let out = tempfile::tempdir()?;
+    b.fetch(&m.id().to_string(), out.path(), FetchOptions { timeout: Duration::from_secs(30), ..Default::default() })
+        .await?;
+    assert_same_tree(&data, out.path())?;
+    assert!(b.stats().bulk_fetched > 0, "the fast path was not used to the resolved address");
+    b.shutdown().await;
+    a.node.shutdown().await;
+    Ok(())
+}

@@ -213,10 +213,35 @@ impl BulkClients {
         Ok(Channel { requests })
     }
 
-    /// The IP address of an open libp2p connection to `peer`.
+    /// The IP address of an open libp2p connection to `peer` (a DNS name it was dialled by is
+    /// resolved again, as the dial did).
     async fn peer_ip(&self, peer: PeerId) -> Option<IpAddr> {
-        self.net.peer_addrs(peer).await.ok()?.iter().find_map(ip_of)
+        let addrs = self.net.peer_addrs(peer).await.ok()?;
+        if let Some(ip) = addrs.iter().find_map(ip_of) {
+            return Some(ip);
+        }
+        for addr in &addrs {
+            if let Some(ip) = resolve(addr).await {
+                return Some(ip);
+            }
+        }
+        None
     }
+}
+
+/// The first address a `/dns`, `/dns4` or `/dns6` name in `addr` resolves to (of the family
+/// asked for).
+async fn resolve(addr: &libp2p::Multiaddr) -> Option<IpAddr> {
+    use libp2p::multiaddr::Protocol;
+    let (name, want_v4, want_v6) = addr.iter().find_map(|p| match p {
+        Protocol::Dns(n) => Some((n.to_string(), true, true)),
+        Protocol::Dns4(n) => Some((n.to_string(), true, false)),
+        Protocol::Dns6(n) => Some((n.to_string(), false, true)),
+        _ => None,
+    })?;
+    let lookup = tokio::net::lookup_host(format!("{name}:0"));
+    let mut found = tokio::time::timeout(CONNECT_TIMEOUT, lookup).await.ok()?.ok()?;
+    found.find(|a| (a.is_ipv4() && want_v4) || (a.is_ipv6() && want_v6)).map(|a| a.ip())
 }
 
 /// The fetcher's end of a bulk connection: TLS over TCP.

@@ -105,6 +105,11 @@ fn build_swarm(
     names: &WireNames,
 ) -> Result<Swarm<Behaviour>, NetError> {
     let setup_err = |e: &dyn std::fmt::Display| NetError::Setup(e.to_string());
+    // `/dns`, `/dns4` and `/dns6` addresses (bootstrap, explicit peers, the API's connect) are
+    // resolved with the system's resolver configuration and hosts file.
+    let dns_err = |e: &dyn std::fmt::Display| {
+        NetError::Setup(format!("cannot read the system's DNS configuration (/etc/resolv.conf): {e}"))
+    };
     let behaviour = |key: &libp2p::identity::Keypair| {
         Behaviour::new(key, config, names).map_err(Box::<dyn std::error::Error + Send + Sync>::from)
     };
@@ -137,6 +142,8 @@ fn build_swarm(
                 )
             })
             .map_err(|e| setup_err(&e))?
+            .with_dns()
+            .map_err(|e| dns_err(&e))?
             .with_behaviour(behaviour)
             .map_err(|e| setup_err(&e))?
             .with_swarm_config(idle)
@@ -155,6 +162,8 @@ fn build_swarm(
                 )
             })
             .map_err(|e| setup_err(&e))?
+            .with_dns()
+            .map_err(|e| dns_err(&e))?
             .with_behaviour(behaviour)
             .map_err(|e| setup_err(&e))?
             .with_swarm_config(idle)
