@@ -17,9 +17,10 @@ fn build(text: &str) -> Result<(Scenario, Topology)> {
 }
 
 /// 16 nodes, 20 ms one way between any two, 50 Mbit/s up and down, 2 MiB in 256 KiB chunks,
-/// everyone fetches as soon as the announcement arrives. `ask_neighbours = false`: the real
-/// fetchers take nothing from partial holders (measured: the publisher serves one copy per
-/// simultaneous fetcher; docs/simulation.md), so the model must not either.
+/// everyone fetches as soon as the announcement arrives. `ask_neighbours = true` (the model's
+/// default): real fetchers trade with partial holders since pushed availability and upload
+/// slots held while sending (2026-12-08); before, they took nothing from them and the model was
+/// run without (docs/simulation.md).
 fn scenario(duration: u32, extra: &str) -> String {
     format!(
         r##"
@@ -39,7 +40,7 @@ down_mbps = 50
 validation_ms = 0
 [protocol.transfer]
 chunk_kib = 256
-ask_neighbours = false
+ask_neighbours = true
 [workload]
 publisher = "#0"
 fetchers = "all"
