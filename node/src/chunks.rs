@@ -91,3 +91,8 @@ pub fn mtime_ns(path: &Path) -> io::Result<i128> {
 pub fn bit(bitmap: &[u8], i: u64) -> bool {
     bitmap.get((i / 8) as usize).is_some_and(|b| b & (1 << (i % 8)) != 0)
 }
+
+/// How many chunks a `Have` bitmap lists.
+pub fn count_held(bitmap: &[u8]) -> u64 {
+    bitmap.iter().map(|b| u64::from(b.count_ones())).sum()
+}

@@ -73,7 +73,7 @@ fn present_bytes(store: &Store, entries: &[FileEntry]) -> Result<u64, StoreError
             Some(rec) if rec.complete => present += e.size,
             Some(rec) => {
                 let bitmap = store.have(&e.id)?.unwrap_or_default();
-                let chunks: u64 = bitmap.iter().map(|b| u64::from(b.count_ones())).sum();
+                let chunks = crate::chunks::count_held(&bitmap);
                 present += chunks.saturating_mul(rec.chunk_size).min(e.size);
             }
             None => {}

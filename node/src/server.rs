@@ -75,8 +75,8 @@ pub(crate) enum Answer {
     Ready(TransferResponse),
     /// Being computed off the async threads, holding its admission until written.
     Pending(JoinHandle<TransferResponse>, Admitted),
-    /// A chunk request waiting in the upload queue, then computed; holds its permit, and its
-    /// slot once it has one.
+    /// A chunk request: an upload slot (at once, or after waiting in the queue), then the answer
+    /// computed; holds its permit, and its slot once it has one.
     Queued(JoinHandle<(TransferResponse, Option<UploadSlot>)>, OwnedSemaphorePermit),
 }
 
@@ -140,49 +140,36 @@ impl Serving {
         }
     }
 
-    /// The one admission path of every transport: an inbound in-flight permit and, for chunks,
-    /// a fair upload slot; `None` means answer `Busy`.
-    pub(crate) fn admit(&self, peer: PeerId, request: &Request) -> Option<Admitted> {
-        let permit = self.inbound.clone().try_acquire_owned().ok()?;
-        let slot = match request {
-            Request::Chunks { .. } => Some(self.uploads.try_acquire(peer)?),
-            _ => None,
-        };
-        Some(Admitted::Request(permit, slot))
-    }
-
-    /// Admits `request` from `peer` and starts answering it off the async threads (`Busy` at
-    /// once when it is not admitted).
+    /// The one admission path of every transport: admits `request` from `peer` and starts
+    /// answering it off the async threads. Every request but a `Watch` takes an inbound
+    /// in-flight permit (else `Busy` at once); a chunk request also a fair upload slot, waiting
+    /// for one in the short queue when all are taken (`slots.rs`; `Busy` if the queue is full or
+    /// none frees in time). A `Watch` takes a watch slot instead.
     pub(crate) fn serve(self: &Arc<Self>, peer: PeerId, request: Request) -> Answer {
         if let Request::Watch { file, known, wait_ms } = request {
             return self.watch(peer, file, known, wait_ms);
         }
-        if matches!(request, Request::Chunks { .. }) && self.uploads.in_use() > 0 {
-            // Every slot may be taken: wait in the short queue for one (`slots.rs`).
-            let Ok(permit) = self.inbound.clone().try_acquire_owned() else {
-                return Answer::Ready(err(ErrorCode::Busy, "busy"));
-            };
-            let serving = self.clone();
-            let handle = self.tasks.spawn_to_end(async move {
-                let Some(slot) = serving.uploads.acquire_queued(peer).await else {
-                    return (err(ErrorCode::Busy, "busy"), None);
-                };
-                let answering = serving.clone();
-                let response = serving
-                    .tasks
-                    .spawn_blocking(move || answering.answer(&peer, request))
-                    .await
-                    .unwrap_or_else(|_| err(ErrorCode::Internal, "internal error"));
-                (response, Some(slot))
-            });
-            return Answer::Queued(handle, permit);
-        }
-        let Some(admitted) = self.admit(peer, &request) else {
+        let Ok(permit) = self.inbound.clone().try_acquire_owned() else {
             return Answer::Ready(err(ErrorCode::Busy, "busy"));
         };
         let serving = self.clone();
-        let handle = self.tasks.spawn_blocking(move || serving.answer(&peer, request));
-        Answer::Pending(handle, admitted)
+        if !matches!(request, Request::Chunks { .. }) {
+            let handle = self.tasks.spawn_blocking(move || serving.answer(&peer, request));
+            return Answer::Pending(handle, Admitted::Request(permit, None));
+        }
+        let handle = self.tasks.spawn_to_end(async move {
+            let Some(slot) = serving.uploads.acquire_queued(peer).await else {
+                return (err(ErrorCode::Busy, "busy"), None);
+            };
+            let answering = serving.clone();
+            let response = serving
+                .tasks
+                .spawn_blocking(move || answering.answer(&peer, request))
+                .await
+                .unwrap_or_else(|_| err(ErrorCode::Internal, "internal error"));
+            (response, Some(slot))
+        });
+        Answer::Queued(handle, permit)
     }
 
     /// Computes the answer to an admitted `request` (blocking).
@@ -202,8 +189,7 @@ impl Serving {
         let gains = self.store.watch_gains(&file);
         let stop = self.tasks.stop_token().clone();
         let handle = self.tasks.spawn_to_end(async move {
-            let look = serving.clone();
-            let have = move || look.answer(&peer, Request::Have { file });
+            let have = move || serving.answer(&peer, Request::Have { file });
             tokio::select! {
                 response = crate::watch::answer_watch(have, gains, known, wait_ms) => response,
                 () = stop.cancelled() => err(ErrorCode::Busy, "the node is stopping"),

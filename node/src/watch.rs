@@ -74,7 +74,7 @@ impl Drop for WatchSlot {
 fn held(response: &TransferResponse) -> Option<(u64, u64)> {
     match &response.header {
         Response::Have { count, bitmap } => {
-            let held = bitmap.iter().map(|b| u64::from(b.count_ones())).sum();
+            let held = crate::chunks::count_held(bitmap);
             Some((held, *count))
         }
         _ => None,

@@ -185,7 +185,7 @@ impl PeerState {
 
     /// Chunks of `file` this peer is known to hold.
     pub(crate) fn held_count(&self, file: usize) -> u64 {
-        self.have.get(&file).map_or(0, |(bitmap, _)| bitmap.iter().map(|b| u64::from(b.count_ones())).sum())
+        self.have.get(&file).map_or(0, |(bitmap, _)| crate::chunks::count_held(bitmap))
     }
 
     /// Whether this peer may hold `unit` at `now`, and whether to ask it `Have` first: `None`
