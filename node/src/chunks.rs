@@ -46,9 +46,16 @@ pub fn load_chunk_list(store: &Store, rec: &FileRecord) -> Result<ChunkList, Chu
 /// The buffer is filled straight from the file, never zeroed first: zeroing 1 MiB per chunk
 /// response was 3% of the serving side's CPU time (BENCHMARKS.md, "Profile of a bulk fetch").
 pub fn read_at(path: &Path, offset: u64, len: u64) -> io::Result<Vec<u8>> {
+    read_open_at(&File::open(path)?, offset, len)
+}
+
+/// Reads exactly `len` bytes at `offset` of the open `file` (as [`read_at`]). It moves the
+/// descriptor's offset, so one descriptor serves one reader at a time. A descriptor outlives a
+/// rename: a partial file read this way can be renamed into place meanwhile.
+pub fn read_open_at(file: &File, offset: u64, len: u64) -> io::Result<Vec<u8>> {
     use std::io::{Read, Seek, SeekFrom};
     let want = usize::try_from(len).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "read too large"))?;
-    let mut f = File::open(path)?;
+    let mut f = file;
     f.seek(SeekFrom::Start(offset))?;
     // `read_to_end` reads into the spare capacity without initialising it (at the end it probes
     // with a small stack buffer, which `take` answers without a system call).

@@ -25,7 +25,7 @@ use axum::Json;
 use lien_protocol::{ChunkList, ChunkSize, ContentId, FileEntry, Manifest};
 use serde::Serialize;
 
-use lien_node::chunks::{load_chunk_list, mtime_ns, read_at};
+use lien_node::chunks::{load_chunk_list, mtime_ns, read_open_at};
 use lien_node::fetch::FetchOptions;
 use lien_node::local::files_of;
 use lien_node::store::FileRecord;
@@ -346,7 +346,16 @@ pub(crate) async fn file(
     for (k, v) in sandboxed() {
         response = response.header(k, v);
     }
-    let body = Body::from_stream(verified_bytes(rec, Arc::new(list), chunk_size, start, end));
+    // Opened once, before the headers go out: a partial file that a fetch finishes meanwhile is
+    // renamed into place, and a descriptor follows it where the recorded path would not.
+    let path_of = rec.path.clone();
+    let opened = blocking(move || {
+        std::fs::File::open(&path_of).map_err(|e| {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("cannot open {}: {e}", path_of.display()))
+        })
+    })
+    .await?;
+    let body = Body::from_stream(verified_bytes(rec, Arc::new(opened), Arc::new(list), chunk_size, start, end));
     response.body(body).map_err(|e| ApiError::internal(e.to_string()))
 }
 
@@ -369,6 +378,7 @@ fn refuse_restricted_file(id: ContentId, path: &str, rec: &FileRecord) -> Result
 /// bytes are yielded.
 fn verified_bytes(
     rec: FileRecord,
+    file: Arc<std::fs::File>,
     list: Arc<ChunkList>,
     chunk_size: ChunkSize,
     start: u64,
@@ -376,7 +386,7 @@ fn verified_bytes(
 ) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
     let rec = Arc::new(rec);
     futures::stream::try_unfold(start, move |offset| {
-        let (rec, list) = (rec.clone(), list.clone());
+        let (rec, file, list) = (rec.clone(), file.clone(), list.clone());
         async move {
             if offset >= end {
                 return Ok(None);
@@ -384,7 +394,7 @@ fn verified_bytes(
             let index = offset / chunk_size.bytes();
             let (chunk_start, chunk_len) = chunk_size.range(rec.size, index);
             let data = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
-                let data = read_at(&rec.path, chunk_start, chunk_len)?;
+                let data = read_open_at(&file, chunk_start, chunk_len)?;
                 list.verify_chunk(index, &data).map_err(|e| {
                     tracing::error!(path = %rec.path.display(), "gateway: stored data does not verify: {e}");
                     std::io::Error::other(format!("chunk {index} does not verify"))
