@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import signal
+import random
 import socket
 import subprocess
 import tempfile
@@ -27,9 +28,24 @@ ARTIFACTS = Path(os.environ.get("LIEN_TEST_ARTIFACTS", ROOT / "target" / "test-a
 
 
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port below the kernel's ephemeral range: a port the kernel handed out for port 0
+    and we closed again can be handed to the daemon's own `/tcp/0` listener before the portal
+    binds it (seen in CI: "cannot listen for the portal ... Address already in use")."""
+    low = 32768
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(max(1024, low // 2), low)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no free port below the ephemeral range after 200 tries")
 
 
 def lien(home, *args, check=True):
